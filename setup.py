@@ -1,0 +1,37 @@
+"""tfrec: TensorFlow (tf-keras) library and TF Serving deployment for e-commerce search and recommendation."""
+
+from setuptools import find_packages, setup
+
+# The tf-keras (Keras 2) world: tensorflow-recommenders 0.7.x needs tf-keras; keras-tuner 1.4.x rejects tf-keras
+# models, 1.3.5 accepts them; transformers 5 dropped TensorFlow, so TFBertModel needs 4.57+ and <5.
+INSTALL_REQUIRES = [
+    "tensorflow>=2.21,<2.22",
+    "tf-keras>=2.21,<2.22",
+    "tensorboard>=2.20",
+    "tensorflow-recommenders>=0.7.3,<0.8",
+    "keras-tuner==1.3.5",
+    "transformers>=4.57,<5",
+    "tensorflow-text>=2.21,<2.22",
+    "tensorflow-serving-api>=2.21,<2.22",
+    "safetensors>=0.4",
+    "numpy>=1.26",
+    "pyyaml>=6.0",
+    "tqdm>=4.60",
+]
+
+setup(
+    name="tfrec",
+    version="0.1.0",
+    description=__doc__,
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfrec", "tfrec.*"]),
+    package_data={"tfrec": ["configs/*.yaml"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "parquet": ["pyarrow>=14"],
+        "dev": ["pytest>=8", "pyarrow>=14"],
+    },
+    entry_points={"console_scripts": ["tfrec=tfrec.cli.main:main"]},
+)

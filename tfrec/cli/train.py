@@ -1,0 +1,27 @@
+"""`tfrec train MODEL --config FILE`: runs a model's training job into its run directory."""
+
+from __future__ import annotations
+
+from tfrec.cli.common import add_config_arguments, config_overrides
+
+
+def register(commands) -> None:
+    train = commands.add_parser("train", help="train a model", description="Train a model from a YAML config.")
+    models = train.add_subparsers(dest="model", metavar="MODEL", required=True)
+    ctr = models.add_parser(
+        "ctr",
+        help="the logistic CTR model",
+        description="Loads data, builds labelled impressions, splits by time, fits features, writes TFRecords, "
+        "trains with TensorBoard logs and checkpoints, and reports test AUC, log loss and calibration.",
+    )
+    add_config_arguments(ctr, default="configs/ctr.yaml")
+    ctr.set_defaults(run=run_ctr)
+
+
+def run_ctr(args) -> int:
+    from tfrec.training.ctr_job import load_ctr_config, train_ctr
+
+    config = load_ctr_config(args.config, config_overrides(args))
+    run = train_ctr(config)
+    print(f"run directory: {run.run_dir}  (TensorBoard: tensorboard --logdir {run.run_dir}/logs)")
+    return 0

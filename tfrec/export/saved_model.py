@@ -1,0 +1,103 @@
+"""SavedModels in TF Serving's layout: `<base>/<name>/<version>/` with signatures on raw features.
+
+Every export has
+- `serving_default`: one batch vector per feature of the spec, named as the feature (strings, int64, float32);
+- `serving_examples`: a batch of serialized tf.train.Example protos (`examples`), parsed with the same spec, so a
+  feature a client leaves out takes the spec's default;
+- `assets.extra/tfrec_model.json`: what the model is (kind, inputs, outputs, training metrics, feature spec).
+
+A version is written to a hidden temporary directory and renamed into place when complete, so a model server
+polling the base path never loads a half-written version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Callable, Dict, Mapping, Optional
+
+import tensorflow as tf
+
+from tfrec.features.spec import FeatureSpec
+
+OutputsFn = Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]
+MODEL_INFO = "tfrec_model.json"
+
+
+def existing_versions(model_dir: str):
+    """Integer version directories already under `<base>/<name>`, ascending."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(d) for d in os.listdir(model_dir) if d.isdigit() and os.path.isdir(os.path.join(model_dir, d)))
+
+
+def export_saved_model(
+    module: tf.Module,
+    outputs_fn: OutputsFn,
+    spec: FeatureSpec,
+    base_dir: str,
+    name: str,
+    version: Optional[int] = None,
+    info: Optional[Mapping] = None,
+    overwrite: bool = False,
+) -> str:
+    """Exports `outputs_fn(features)` (a dict of batch tensors) under `<base_dir>/<name>/<version>` and returns the path.
+
+    `module` is the tf.Module (usually the Keras model) whose variables and assets the signatures use; the version
+    defaults to one more than the newest existing version.
+    """
+    model_dir = os.path.join(base_dir, name)
+    versions = existing_versions(model_dir)
+    version = (versions[-1] + 1 if versions else 1) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive integer, got {version}")
+    final = os.path.join(model_dir, str(version))
+    if os.path.exists(final) and not overwrite:
+        raise FileExistsError(f"{final} already exists; choose another version or pass overwrite=True")
+
+    signature = spec.signature()
+    parse_spec = spec.parse_spec()
+
+    @tf.function(input_signature=[signature])
+    def serve(features):
+        return outputs_fn(features)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(examples):
+        return outputs_fn(tf.io.parse_example(examples, parse_spec))
+
+    os.makedirs(model_dir, exist_ok=True)
+    staging = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}-{int(time.time() * 1000)}")
+    try:
+        tf.saved_model.save(
+            module, staging, signatures={"serving_default": serve, "serving_examples": serve_examples}
+        )
+        outputs = serve.get_concrete_function().structured_outputs
+        card = {
+            "name": name,
+            "version": version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "inputs": {k: v.dtype.name for k, v in signature.items()},
+            "outputs": {k: v.dtype.name for k, v in outputs.items()},
+            "signatures": ["serving_default", "serving_examples"],
+            "features": spec.to_dict(),
+            **dict(info or {}),
+        }
+        os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
+        with open(os.path.join(staging, "assets.extra", MODEL_INFO), "w", encoding="utf-8") as f:
+            json.dump(card, f, indent=2, default=str)
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.rename(staging, final)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def load_model_info(path: str) -> dict:
+    """The model card written beside an exported version."""
+    with open(os.path.join(path, "assets.extra", MODEL_INFO), encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,90 @@
+"""In-graph tokenisation of raw feature values, shared by vocabulary fitting and the models.
+
+Vocabularies are fitted by running these same TensorFlow functions over the training column, so the tokens a model
+sees at serving time are by construction the tokens its vocabulary was built from.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfrec.features.spec import FeatureConfig
+
+MISSING = "<missing>"
+OOV = "<oov>"
+_NON_WORD = r"[^\pL\pN]+"
+
+
+def _as_string(values: tf.Tensor) -> tf.Tensor:
+    return values if values.dtype == tf.string else tf.strings.as_string(values)
+
+
+def _fill_missing(tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Rows with no token get the single token MISSING, so 'absent' is itself something a model can learn."""
+    empty = tf.cast(tokens.row_lengths() == 0, tf.int64)
+    filler = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(empty)], MISSING), empty)
+    return tf.concat([tokens, filler], axis=1)
+
+
+def categorical_tokens(values: tf.Tensor) -> tf.RaggedTensor:
+    """One token per value; the empty string counts as missing."""
+    strings = _as_string(values)
+    ragged = tf.RaggedTensor.from_row_lengths(strings, tf.ones_like(strings, tf.int64))
+    ragged = tf.ragged.boolean_mask(ragged, tf.strings.length(ragged) > 0)
+    return _fill_missing(ragged)
+
+
+def path_tokens(values: tf.Tensor, separator: str = ">", max_depth: int = 16) -> tf.RaggedTensor:
+    """All prefixes of a hierarchical path: 'A > B > C' gives 'A', 'A>B', 'A>B>C' (levels beyond max_depth dropped)."""
+    levels = tf.strings.strip(tf.strings.split(values, sep=separator))
+    levels = tf.ragged.boolean_mask(levels, tf.strings.length(levels) > 0)[:, :max_depth]
+    padded = levels.to_tensor(default_value="", shape=[None, max_depth])
+    prefixes = tf.stack(
+        [tf.strings.reduce_join(padded[:, : k + 1], axis=1, separator=">") for k in range(max_depth)], axis=1
+    )
+    return _fill_missing(tf.RaggedTensor.from_tensor(prefixes, lengths=levels.row_lengths()))
+
+
+def text_tokens(values: tf.Tensor, max_tokens: int = 16) -> tf.RaggedTensor:
+    """Lower-cased word tokens (letters and digits, Unicode-aware), at most `max_tokens` per row."""
+    cleaned = tf.strings.regex_replace(tf.strings.lower(values, encoding="utf-8"), _NON_WORD, " ")
+    words = tf.strings.split(tf.strings.strip(cleaned))
+    return _fill_missing(words[:, :max_tokens])
+
+
+def timestamp_tokens(values: tf.Tensor) -> tf.RaggedTensor:
+    """Hour of day ('h0'..'h23') and day of week ('d0'=Monday..'d6'), both UTC."""
+    seconds = tf.cast(values, tf.int64)
+    hour = tf.math.floormod(tf.math.floordiv(seconds, 3600), 24)
+    weekday = tf.math.floormod(tf.math.floordiv(seconds, 86400) + 3, 7)  # 1970-01-01 was a Thursday (3)
+    dense = tf.stack([tf.strings.join(["h", tf.strings.as_string(hour)]), tf.strings.join(["d", tf.strings.as_string(weekday)])], 1)
+    return tf.RaggedTensor.from_tensor(dense)
+
+
+def numeric_values(values: tf.Tensor, feature: FeatureConfig) -> tf.Tensor:
+    """The transformed (not yet standardised) float value; NaN stays NaN so callers can treat it as missing."""
+    x = tf.cast(values, tf.float32)
+    if feature.transform == "log1p":
+        x = tf.math.log1p(tf.maximum(x, 0.0))
+    return x
+
+
+def bucket_tokens(transformed: tf.Tensor, boundaries) -> tf.RaggedTensor:
+    """'b<i>' for the bucket the value falls in; NaN gives MISSING."""
+    index = tf.searchsorted(tf.constant(boundaries, tf.float32), tf.reshape(transformed, [-1]), side="right")
+    tokens = tf.strings.join(["b", tf.strings.as_string(index)])
+    tokens = tf.where(tf.math.is_nan(transformed), MISSING, tokens)
+    return tf.RaggedTensor.from_row_lengths(tokens, tf.ones_like(index, tf.int64))
+
+
+def raw_tokens(values: tf.Tensor, feature: FeatureConfig) -> tf.RaggedTensor:
+    """Tokens of a categorical, path, text or timestamp feature before any vocabulary is applied."""
+    if feature.kind == "categorical":
+        return categorical_tokens(values)
+    if feature.kind == "path":
+        return path_tokens(values, feature.separator, feature.max_tokens)
+    if feature.kind == "text":
+        return text_tokens(values, feature.max_tokens)
+    if feature.kind == "timestamp":
+        return timestamp_tokens(values)
+    raise ValueError(f"feature {feature.name!r} of kind {feature.kind!r} has no raw tokens")

@@ -1,0 +1,88 @@
+"""HashedLinear: the linear part of a wide model over hashed tokens, hashed token crosses and numeric values.
+
+logit = b + Σ_t w[h(f=t)] + Σ_c w[h(f₁=t₁ ⨯ f₂=t₂ …)] + Σ_j v_j · x_j
+
+where t ranges over the tokens of each token feature (a one-hot / multi-hot indicator xᵢ = 1), c over the cartesian
+product of tokens of each declared cross (user×category, query-term×category, …), h hashes into one shared table of
+`hash_buckets` weights, and x_j are standardised numeric features. Only the weights a batch touches receive
+gradients (sparse updates), and L2 is applied to those same weights ("sparse L2", as FTRL does), scaled per example.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import tensorflow as tf
+
+CROSS_SEPARATOR = " x "
+
+
+def prefixed_tokens(name: str, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Tokens made unique across features: 'brand=acme'."""
+    return tf.ragged.map_flat_values(lambda t: tf.strings.join([name + "=", t]), tokens)
+
+
+class HashedLinear(tf.keras.layers.Layer):
+    """Computes the logit above from a FeatureEncoder's output."""
+
+    def __init__(
+        self,
+        hash_buckets: int,
+        token_features: Sequence[str],
+        numeric_features: Sequence[str] = (),
+        crosses: Sequence[Sequence[str]] = (),
+        l2: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if hash_buckets < 1:
+            raise ValueError(f"hash_buckets must be >= 1, got {hash_buckets}")
+        for cross in crosses:
+            if len(cross) < 2:
+                raise ValueError(f"a cross needs at least two features, got {list(cross)}")
+        self.hash_buckets = int(hash_buckets)
+        self.token_features = list(token_features)
+        self.numeric_features = list(numeric_features)
+        self.crosses = [list(c) for c in crosses]
+        self.l2 = float(l2)
+
+    def build(self, input_shape=None):
+        self.table = self.add_weight("hashed_weights", [self.hash_buckets], initializer="zeros")
+        self.numeric_kernel = self.add_weight("numeric_weights", [len(self.numeric_features)], initializer="zeros")
+        self.bias = self.add_weight("bias", [], initializer="zeros")
+        super().build(input_shape)
+
+    def all_tokens(self, encoded: Dict[str, Dict[str, tf.Tensor]]) -> tf.RaggedTensor:
+        """Every prefixed token and cross token of each example (what the hashed weights are looked up by)."""
+        pieces: List[tf.RaggedTensor] = [prefixed_tokens(n, encoded[n]["tokens"]) for n in self.token_features]
+        for cross in self.crosses:
+            parts = [prefixed_tokens(n, encoded[n]["tokens"]).to_sparse() for n in cross]
+            crossed = tf.sparse.cross(parts, separator=CROSS_SEPARATOR)
+            pieces.append(tf.RaggedTensor.from_sparse(crossed))
+        return tf.concat(pieces, axis=1)
+
+    def call(self, encoded: Dict[str, Dict[str, tf.Tensor]], training=None) -> tf.Tensor:
+        tokens = self.all_tokens(encoded)
+        ids = tf.strings.to_hash_bucket_fast(tokens.flat_values, self.hash_buckets)
+        weights = tf.gather(self.table, ids)
+        logit = tf.reduce_sum(tf.RaggedTensor.from_row_splits(weights, tokens.row_splits), axis=1)
+        if self.numeric_features:
+            values = tf.stack([encoded[n]["value"] for n in self.numeric_features], axis=1)
+            logit += tf.linalg.matvec(values, self.numeric_kernel)
+        if self.l2 > 0 and training:
+            batch = tf.cast(tf.shape(logit)[0], weights.dtype)
+            self.add_loss(self.l2 * (tf.reduce_sum(tf.square(weights)) + tf.reduce_sum(tf.square(self.numeric_kernel))) / batch)
+        return logit + self.bias
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hash_buckets": self.hash_buckets,
+                "token_features": self.token_features,
+                "numeric_features": self.numeric_features,
+                "crosses": self.crosses,
+                "l2": self.l2,
+            }
+        )
+        return config

@@ -1,0 +1,152 @@
+"""One training loop for every model: distribution strategy, mixed precision, optimizer, callbacks, fit.
+
+Strategies follow TensorFlow's documented patterns: the model and optimizer are created inside `strategy.scope()`;
+`mirrored` replicates over the local GPUs (falling back to CPU when there are none); `multi_worker` reads TF_CONFIG.
+Mixed precision (`mixed_float16`) is switched on only when a GPU is present (`auto`), because on CPU it is slower.
+The GPU paths cannot be exercised here (no GPU that runs TensorFlow); their CPU equivalents are tested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Callable, Literal, Optional
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """Optimizer name and its main knobs (FTRL's are the classic ones for sparse logistic models)."""
+
+    name: Literal["ftrl", "adam", "adagrad", "sgd"] = "adam"
+    learning_rate: float = 0.01
+    l1: float = 0.0  # FTRL only
+    l2: float = 0.0  # FTRL only
+    clipnorm: Optional[float] = None
+
+    def validate(self) -> None:
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.l1 < 0 or self.l2 < 0:
+            raise ValueError("l1 and l2 must be >= 0")
+        if self.name != "ftrl" and (self.l1 or self.l2):
+            raise ValueError(f"l1/l2 are FTRL settings; the model's own `l2` regularises {self.name}")
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Batch size, epochs, early stopping and where and how training runs."""
+
+    batch_size: int = 1024
+    epochs: int = 10
+    steps_per_epoch: Optional[int] = None
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    early_stopping_patience: int = 2
+    monitor: str = "val_auc"
+    monitor_mode: Literal["max", "min"] = "max"
+    shuffle_buffer: int = 100_000
+    cache: bool = True
+    num_shards: int = 4
+    strategy: Literal["default", "mirrored", "multi_worker"] = "default"
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    seed: int = 42
+    verbose: int = 1
+
+    def validate(self) -> None:
+        if self.batch_size < 1 or self.epochs < 1 or self.num_shards < 1:
+            raise ValueError("batch_size, epochs and num_shards must be >= 1")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError("steps_per_epoch must be >= 1 when set")
+        if self.early_stopping_patience < 0 or self.shuffle_buffer < 0:
+            raise ValueError("early_stopping_patience and shuffle_buffer must be >= 0")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy named in the config."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy([d.name for d in gpus] or ["/cpu:0"])
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise RuntimeError("strategy multi_worker needs TF_CONFIG describing the cluster and this task")
+        json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here with a JSON error, not deep in TF
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}")
+
+
+def configure_mixed_precision(setting: str) -> bool:
+    """Sets the global Keras policy; returns whether mixed_float16 is on."""
+    on = setting == "on" or (setting == "auto" and bool(tf.config.list_physical_devices("GPU")))
+    tf.keras.mixed_precision.set_global_policy("mixed_float16" if on else "float32")
+    return on
+
+
+def make_optimizer(config: OptimizerConfig) -> tf.keras.optimizers.Optimizer:
+    kwargs = {"learning_rate": config.learning_rate}
+    if config.clipnorm:
+        kwargs["clipnorm"] = config.clipnorm
+    if config.name == "ftrl":
+        return tf.keras.optimizers.Ftrl(
+            l1_regularization_strength=config.l1, l2_regularization_strength=config.l2, **kwargs
+        )
+    if config.name == "adam":
+        return tf.keras.optimizers.Adam(**kwargs)
+    if config.name == "adagrad":
+        return tf.keras.optimizers.Adagrad(**kwargs)
+    return tf.keras.optimizers.SGD(**kwargs)
+
+
+def make_callbacks(config: TrainingConfig, run_dir: str, has_validation: bool) -> list:
+    """TensorBoard logs, best-weights checkpoints, early stopping and a CSV history under `run_dir`."""
+    monitor = config.monitor if has_validation else config.monitor.replace("val_", "", 1)
+    callbacks = [
+        tf.keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs"), update_freq="epoch"),
+        tf.keras.callbacks.ModelCheckpoint(
+            os.path.join(run_dir, "checkpoints", "best"),
+            monitor=monitor,
+            mode=config.monitor_mode,
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        tf.keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode=config.monitor_mode,
+                patience=config.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    return callbacks
+
+
+def fit(
+    build_model: Callable[[], tf.keras.Model],
+    train_data: tf.data.Dataset,
+    validation_data: Optional[tf.data.Dataset],
+    config: TrainingConfig,
+    run_dir: str,
+) -> tuple:
+    """Builds and compiles the model inside the strategy scope, trains it, and returns (model, history)."""
+    os.makedirs(run_dir, exist_ok=True)
+    tf.keras.utils.set_random_seed(config.seed)
+    configure_mixed_precision(config.mixed_precision)
+    strategy = make_strategy(config.strategy)
+    with strategy.scope():
+        model = build_model()
+        model.compile(optimizer=make_optimizer(config.optimizer))
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        callbacks=make_callbacks(config, run_dir, validation_data is not None),
+        verbose=config.verbose,
+    )
+    return model, history
