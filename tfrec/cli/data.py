@@ -18,7 +18,7 @@ def register(commands) -> None:
     gen.add_argument("--preset", default="small", help="size: tiny, small, medium (~1M events) or large (~10M)")
     gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical data")
     gen.add_argument("--format", choices=("csv", "jsonl", "parquet"), default="csv", help="table file format")
-    gen.set_defaults(run=run_generate)
+    gen.set_defaults(handler=run_generate)
 
     val = sub.add_parser(
         "validate",
@@ -31,7 +31,7 @@ def register(commands) -> None:
         "--fail-fast", action="store_true", help="stop at the first bad row instead of listing them all"
     )
     val.add_argument("--json", action="store_true", help="print the statistics as JSON")
-    val.set_defaults(run=run_validate)
+    val.set_defaults(handler=run_validate)
 
 
 def run_generate(args) -> int:

@@ -16,16 +16,15 @@ def register(commands) -> None:
     ev.add_argument("--saved-model", help="evaluate this exported version instead of the run's checkpoint")
     ev.add_argument("--split", choices=("validation", "test"), default="test")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
-    ev.set_defaults(run=run_evaluate)
+    ev.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args) -> int:
-    from tfrec.training.ctr_job import evaluate_run, predict, restore_ctr_run, load_ctr_config
     from tfrec.export.loading import saved_model_predictor
-    import os
+    from tfrec.training.ctr_job import evaluate_run, load_run_config, predict, restore_ctr_run
 
     if args.saved_model:
-        config = load_ctr_config(os.path.join(args.run, "config.yaml"))
+        config = load_run_config(args.run)
         predict_fn = saved_model_predictor(args.saved_model, output="click_probability")
     else:
         config, _, model = restore_ctr_run(args.run)

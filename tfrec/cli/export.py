@@ -16,7 +16,7 @@ def register(commands) -> None:
     ex.add_argument("--name", default="ctr", help="model name (directory under base-dir)")
     ex.add_argument("--version", type=int, help="version number (default: newest existing + 1)")
     ex.add_argument("--overwrite", action="store_true", help="replace the version if it exists")
-    ex.set_defaults(run=run_export)
+    ex.set_defaults(handler=run_export)
 
 
 def run_export(args) -> int:

@@ -15,7 +15,7 @@ def register(commands) -> None:
         "trains with TensorBoard logs and checkpoints, and reports test AUC, log loss and calibration.",
     )
     add_config_arguments(ctr, default="configs/ctr.yaml")
-    ctr.set_defaults(run=run_ctr)
+    ctr.set_defaults(handler=run_ctr)
 
 
 def run_ctr(args) -> int:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Optional, Tuple
+from typing import Any, Dict, Literal, Optional, Tuple
 
 from tfrec.data.errors import BadRowReport
 from tfrec.data.schema import Dataset
@@ -20,15 +20,22 @@ class DataConfig:
     path: Optional[str] = None
     preset: str = "small"
     seed: int = 0
+    synthetic: Dict[str, Any] = dataclasses.field(default_factory=dict)  # SyntheticConfig fields over the preset
     skip_bad_rows: bool = False
 
     def validate(self) -> None:
         if self.source != "synthetic" and not self.path:
             raise ValueError(f"source {self.source!r} needs `path` (the folder holding its files)")
         if self.source == "synthetic":
-            from tfrec.data.synthetic import SyntheticConfig
+            self.synthetic_config()  # unknown presets or fields fail at load time, not mid-job
 
-            SyntheticConfig.preset(self.preset, seed=self.seed)  # unknown preset names fail at load time
+    def synthetic_config(self):
+        from tfrec.data.synthetic import SyntheticConfig
+
+        try:
+            return SyntheticConfig.preset(self.preset, seed=self.seed, **self.synthetic)
+        except TypeError as exc:
+            raise ValueError(f"synthetic: {exc}") from None
 
 
 @dataclasses.dataclass
@@ -43,9 +50,9 @@ class LoadedData:
 def load_source(config: DataConfig) -> LoadedData:
     """Loads the dataset the config names."""
     if config.source == "synthetic":
-        from tfrec.data.synthetic import SyntheticConfig, generate
+        from tfrec.data.synthetic import generate
 
-        data = generate(SyntheticConfig.preset(config.preset, seed=config.seed))
+        data = generate(config.synthetic_config())
         return LoadedData(data.dataset, data.ground_truth, None)
     if config.source == "directory":
         from tfrec.data.dataset_io import load_dataset

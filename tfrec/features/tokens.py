@@ -38,11 +38,13 @@ def path_tokens(values: tf.Tensor, separator: str = ">", max_depth: int = 16) ->
     """All prefixes of a hierarchical path: 'A > B > C' gives 'A', 'A>B', 'A>B>C' (levels beyond max_depth dropped)."""
     levels = tf.strings.strip(tf.strings.split(values, sep=separator))
     levels = tf.ragged.boolean_mask(levels, tf.strings.length(levels) > 0)[:, :max_depth]
-    padded = levels.to_tensor(default_value="", shape=[None, max_depth])
-    prefixes = tf.stack(
-        [tf.strings.reduce_join(padded[:, : k + 1], axis=1, separator=">") for k in range(max_depth)], axis=1
-    )
-    return _fill_missing(tf.RaggedTensor.from_tensor(prefixes, lengths=levels.row_lengths()))
+    flat = levels.flat_values
+    position = tf.range(tf.shape(flat, out_type=tf.int64)[0])
+    row_start = tf.gather(levels.row_starts(), levels.value_rowids())
+    pieces = tf.where(position == row_start, flat, tf.strings.join([">", flat]))
+    # Prefix at flat position p joins the pieces of its row from the row's start up to p.
+    prefixes = tf.strings.reduce_join(tf.gather(pieces, tf.ragged.range(row_start, position + 1)), axis=1)
+    return _fill_missing(tf.RaggedTensor.from_row_splits(prefixes, levels.row_splits))
 
 
 def text_tokens(values: tf.Tensor, max_tokens: int = 16) -> tf.RaggedTensor:

@@ -17,6 +17,8 @@ import tensorflow_recommenders as tfrs
 from tfrec.features.encoder import FeatureEncoder
 from tfrec.features.stats import FittedFeatures
 from tfrec.layers.hashed_linear import HashedLinear
+from tfrec.layers.price_fit import PriceLimitFit
+from tfrec.layers.token_match import TokenMatch
 
 
 @dataclasses.dataclass
@@ -25,6 +27,8 @@ class CTRModelConfig:
 
     features: Optional[List[str]] = None  # None: every feature of the spec
     crosses: List[List[str]] = dataclasses.field(default_factory=list)
+    matches: List[List[str]] = dataclasses.field(default_factory=list)  # [query, field]: lexical match tokens
+    price_limit: Optional[List[str]] = None  # [query, price]: does the price respect "under 80" etc.
     hash_buckets: int = 1 << 20
     l2: float = 1e-5
     label: str = "click"
@@ -37,6 +41,16 @@ class CTRModelConfig:
         for cross in self.crosses:
             if len(cross) < 2:
                 raise ValueError(f"crosses: {cross} needs at least two features")
+        for pair in self.matches:
+            if len(pair) != 2:
+                raise ValueError(f"matches: {pair} must name two features, [query, field]")
+        if self.price_limit is not None and len(self.price_limit) != 2:
+            raise ValueError(f"price_limit: {self.price_limit} must name two features, [query, price]")
+
+    def referenced_features(self) -> List[str]:
+        """Every feature name the crosses, matches and price limit use."""
+        names = [n for group in self.crosses + self.matches for n in group]
+        return names + list(self.price_limit or [])
 
 
 class LogisticCTR(tfrs.models.Model):
@@ -45,9 +59,9 @@ class LogisticCTR(tfrs.models.Model):
     def __init__(self, encoder: FeatureEncoder, config: CTRModelConfig, **kwargs):
         super().__init__(**kwargs)
         names = config.features or encoder.spec.names
-        unknown = sorted({n for c in config.crosses for n in c} - set(names))
+        unknown = sorted(set(config.referenced_features()) - set(names))
         if unknown:
-            raise ValueError(f"crosses name features {unknown} that the model does not read (features: {names})")
+            raise ValueError(f"crosses/matches name features {unknown} that the model does not read ({names})")
         self.config = config
         self.encoder = encoder
         token_features, numeric_features = [], []
@@ -59,6 +73,11 @@ class LogisticCTR(tfrs.models.Model):
                     token_features.append(name)
             else:
                 token_features.append(name)
+        self.matcher = TokenMatch(config.matches, name="matches") if config.matches else None
+        self.price_fit = PriceLimitFit(*config.price_limit, name="price_limit") if config.price_limit else None
+        token_features += [TokenMatch.name_of(p) for p in config.matches]
+        if self.price_fit is not None:
+            token_features.append(self.price_fit.token_name)
         self.linear = HashedLinear(
             config.hash_buckets, token_features, numeric_features, config.crosses, config.l2, name="linear"
         )
@@ -71,7 +90,12 @@ class LogisticCTR(tfrs.models.Model):
         )
 
     def logits(self, features: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
-        return self.linear(self.encoder(features), training=training)
+        encoded = dict(self.encoder(features))
+        if self.matcher is not None:
+            encoded.update(self.matcher(features))
+        if self.price_fit is not None:
+            encoded.update(self.price_fit(features))
+        return self.linear(encoded, training=training)
 
     def call(self, features: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
         return tf.sigmoid(self.logits(features, training=training))

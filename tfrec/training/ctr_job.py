@@ -50,7 +50,7 @@ class CTRJobConfig:
 
     def validate(self) -> None:
         spec = self.feature_spec
-        for name in (self.model.features or []) + [n for c in self.model.crosses for n in c]:
+        for name in (self.model.features or []) + self.model.referenced_features():
             if name not in spec:
                 raise ValueError(f"model refers to feature {name!r}, which `features` does not declare")
         if self.model.label in spec:
@@ -65,6 +65,13 @@ class CTRJobConfig:
 
 def load_ctr_config(path: str, overrides: Optional[Dict] = None) -> CTRJobConfig:
     return load_config(path, CTRJobConfig, overrides)
+
+
+def load_run_config(run_dir: str) -> CTRJobConfig:
+    """The resolved config a finished (or running) training run saved."""
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"run directory {run_dir} not found: train one with `tfrec train ctr --run-dir ...`")
+    return load_ctr_config(os.path.join(run_dir, "config.yaml"))
 
 
 def label_spec(config: CTRJobConfig) -> Dict[str, tf.io.FixedLenFeature]:
@@ -175,7 +182,7 @@ def evaluate_run(config: CTRJobConfig, run_dir: str, predict_fn, split: str = "t
 
 def restore_ctr_run(run_dir: str):
     """(config, fitted features, model with the best weights) of a finished run, for evaluate and export."""
-    config = load_ctr_config(os.path.join(run_dir, "config.yaml"))
+    config = load_run_config(run_dir)
     fitted = FittedFeatures.load(os.path.join(run_dir, "features"))
     model = build_ctr_model(config.model, fitted)
     checkpoint = os.path.join(run_dir, "checkpoints", "best")

@@ -1,0 +1,71 @@
+"""HashedLinear computes exactly the documented sum; TokenMatch and PriceLimitFit emit the documented tokens."""
+
+import numpy as np
+import tensorflow as tf
+
+import tfrec  # noqa: F401
+from tfrec.layers.hashed_linear import HashedLinear
+from tfrec.layers.price_fit import PriceLimitFit
+from tfrec.layers.token_match import TokenMatch
+
+
+def _encoded():
+    return {
+        "user": {"tokens": tf.ragged.constant([["u1"], ["u2"]])},
+        "query": {"tokens": tf.ragged.constant([["red", "shoe"], ["<missing>"]])},
+        "price": {"value": tf.constant([1.5, -0.5])},
+    }
+
+
+def test_hashed_linear_is_the_documented_sum():
+    buckets = 1 << 12
+    layer = HashedLinear(buckets, ["user", "query"], ["price"], crosses=[["user", "query"]])
+    layer(_encoded())  # build
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=buckets).astype(np.float32)
+    layer.set_weights([table, np.array([0.25], np.float32), np.array(0.5, np.float32)])
+    got = layer(_encoded()).numpy()
+
+    def w(token):
+        return table[tf.strings.to_hash_bucket_fast(token, buckets).numpy()]
+
+    row0 = (w("user=u1") + w("query=red") + w("query=shoe") + w("user=u1 x query=red")
+            + w("user=u1 x query=shoe") + 0.25 * 1.5 + 0.5)
+    row1 = w("user=u2") + w("query=<missing>") + w("user=u2 x query=<missing>") + 0.25 * -0.5 + 0.5
+    np.testing.assert_allclose(got, [row0, row1], rtol=1e-5)
+
+
+def test_hashed_linear_l2_only_in_training_and_config_round_trip():
+    layer = HashedLinear(64, ["user"], [], l2=0.1)
+    layer(_encoded(), training=True)
+    assert len(layer.losses) == 1
+    clone = HashedLinear.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_token_match_counts_words_case_insensitively():
+    layer = TokenMatch([["query", "brand"], ["query", "title"]])
+    out = layer(
+        {
+            "query": tf.constant(["Northwind red shoes", "", "acme"]),
+            "brand": tf.constant(["northwind", "Acme", ""]),
+            "title": tf.constant(["Red Running Shoes X1", "Hat", "Acme Hat"]),
+        }
+    )
+    assert out["query~brand"]["tokens"].to_list() == [[b"1/1"], [b"na"], [b"na"]]
+    assert out["query~title"]["tokens"].to_list() == [[b"2/3"], [b"na"], [b"1/2"]]
+    assert TokenMatch.from_config(layer.get_config()).pairs == layer.pairs
+
+
+def test_price_limit_fit_tokens():
+    layer = PriceLimitFit("query", "price")
+    out = layer(
+        {
+            "query": tf.constant(["shoes under 80", "shoes under 80", "hat over $50", "hat", "x between 10 and 20"]),
+            "price": tf.constant([60.0, 95.0, 20.0, 20.0, 15.0]),
+        }
+    )
+    tokens = [t[0].decode() for t in out["query~price_limit"]["tokens"].to_list()]
+    assert tokens[0] == "within" and tokens[3] == "na" and tokens[4] == "within"
+    assert tokens[1] == "above_max:2"  # log(95/80) = 0.17 falls in (0.15, 0.3]
+    assert tokens[2].startswith("below_min:") and tokens[2] != "below_min:0"

@@ -1,0 +1,31 @@
+"""`import tfrec` gives tf-keras whatever was imported first, and refuses clearly when Keras 3 already owns tf.keras."""
+
+import os
+import subprocess
+import sys
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_tensorflow_imported_first_still_gets_tf_keras():
+    proc = _run(
+        "import tensorflow as tf\n"
+        "import tfrec\n"
+        "print(tf.keras.layers.Dense.__module__)\n"
+        "import tensorflow_recommenders as tfrs\n"
+        "print(isinstance(tfrs.models.Model(), tf.keras.Model))\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split()
+    assert lines[0].startswith("tf_keras.") and lines[1] == "True"
+
+
+def test_keras3_already_bound_is_a_clear_error():
+    proc = _run("import tensorflow as tf\ntf.keras.layers.Dense\nimport tfrec\n")
+    assert proc.returncode != 0
+    assert "KerasVersionError" in proc.stderr
+    assert "already bound to Keras 3" in proc.stderr and "TF_USE_LEGACY_KERAS=1" in proc.stderr
