@@ -48,6 +48,18 @@ def test_validate_clean_and_corrupted(shop, tmp_path, capsys):
     assert _tfrec("data", "validate", bad, "--fail-fast") == 2
     err = capsys.readouterr().err
     assert "events.csv row 5 (line 6), field 'event_type'" in err and "teleport" in err
+    # Training refuses the bad row unless told to skip it; skipping counts it and keeps every other row.
+    train = ["train", "ctr", "--config", CONFIG, "--set", "data.source=directory", "--set", f"data.path={bad}"]
+    assert _tfrec(*train) == 2
+    assert "events.csv row 5 (line 6), field 'event_type'" in capsys.readouterr().err
+    from tfrec.data.sources import DataConfig, describe, load_source
+
+    good = load_source(DataConfig(source="directory", path=str(shop)))
+    skipped = load_source(DataConfig(source="directory", path=str(bad), skip_bad_rows=True))
+    assert skipped.report.total_skipped == 1
+    assert len(skipped.dataset.events) == len(good.dataset.events) - 1
+    assert skipped.ground_truth is not None  # the generator's ground truth travels with the directory
+    assert any("skipped" in line for line in describe(skipped))
 
 
 def test_train_evaluate_export_round_trip(shop, tmp_path, capsys):

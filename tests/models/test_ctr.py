@@ -137,3 +137,14 @@ def test_config_rejects_crosses_on_unread_features(trained):
     bad = CTRModelConfig(features=["user_id"], crosses=[["user_id", "brand"]])
     with pytest.raises(ValueError, match=r"\['brand'\]"):
         build_ctr_model(bad, run.fitted)
+
+
+def test_model_rebuilds_from_config_and_weights(trained):
+    config, run = trained
+    from tfrec.models.ctr import LogisticCTR
+
+    clone = LogisticCTR.from_config(run.model.get_config())
+    features = _tensors(_request_features(config, 8))
+    clone(features)
+    clone.set_weights(run.model.get_weights())
+    np.testing.assert_allclose(clone(features).numpy(), run.model(features).numpy(), rtol=1e-6)

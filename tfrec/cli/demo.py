@@ -96,11 +96,13 @@ def _score_samples(dataset, ground_truth, predict, config, per_kind: int) -> Non
         features = {k: examples[k][rows] for k in spec_names}
         features["position"] = np.zeros(len(rows), dtype=np.int64)  # score every item as if shown first
         probs = predict(features)
-        truth = ground_truth.click_probability(examples["request_id"][rows], examples["item_id"][rows])
+        truth = ground_truth.click_probability(  # the true P(click) at the same neutral position
+            examples["request_id"][rows], examples["item_id"][rows], positions=features["position"]
+        )
         query = examples["query"][rows[0]]
         kind = f'search "{query}"' if query else "recommendation"
         print(f"\nrequest {rid} by user {examples['user_id'][rows[0]]} ({kind}, {examples['device'][rows[0]]}):")
-        print(f"  {'rank':>4} {'P(click)':>8} {'true':>6} {'clicked':>7}  {'price':>8}  item")
+        print(f"  {'rank':>4} {'P(click)':>8} {'true':>6} {'clicked':>7}  {'price':>8}  item   (P at position 0)")
         for rank, j in enumerate(np.argsort(-probs, kind="stable"), 1):
             r = rows[j]
             print(

@@ -15,13 +15,21 @@ def register(commands) -> None:
         "trains with TensorBoard logs and checkpoints, and reports test AUC, log loss and calibration.",
     )
     add_config_arguments(ctr, default="configs/ctr.yaml")
+    ctr.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="skip bad input rows, counting and reporting them, instead of stopping at the first",
+    )
     ctr.set_defaults(handler=run_ctr)
 
 
 def run_ctr(args) -> int:
     from tfrec.training.ctr_job import load_ctr_config, train_ctr
 
-    config = load_ctr_config(args.config, config_overrides(args))
+    overrides = config_overrides(args)
+    if args.skip_bad_rows:
+        overrides["data.skip_bad_rows"] = True
+    config = load_ctr_config(args.config, overrides)
     run = train_ctr(config)
     print(f"run directory: {run.run_dir}  (TensorBoard: tensorboard --logdir {run.run_dir}/logs)")
     return 0

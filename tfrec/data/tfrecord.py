@@ -116,13 +116,15 @@ def list_shards(directory: str, prefix: str) -> List[str]:
 
 
 def _finish(ds: tf.data.Dataset, batch_size, shuffle_buffer, seed, repeat, drop_remainder, parse) -> tf.data.Dataset:
+    # Order may only be traded for speed when the caller shuffles without a seed anyway.
+    deterministic = not (shuffle_buffer and seed is None)
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if parse is not None:
-        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
+        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -197,8 +199,8 @@ def memory_dataset(
         if dtype is None:
             dtype = {"int": tf.int64, "float": tf.float32, "object": tf.string}[_column_kind(name, column)]
         tensors[name] = tf.constant(column.astype(str) if dtype == tf.string else column, dtype=dtype)
-    ds = tf.data.Dataset.from_tensor_slices(tensors).map(_split_labels(label_keys))
-    return _finish(ds, batch_size, shuffle_buffer, seed, repeat, drop_remainder, None)
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    return _finish(ds, batch_size, shuffle_buffer, seed, repeat, drop_remainder, _split_labels(label_keys))
 
 
 def read_columns(files: Sequence[str], parse_spec: Mapping[str, tf.io.FixedLenFeature], batch_size: int = 65_536) -> Columns:

@@ -70,7 +70,9 @@ class HashedLinear(tf.keras.layers.Layer):
             values = tf.stack([encoded[n]["value"] for n in self.numeric_features], axis=1)
             logit += tf.linalg.matvec(values, self.numeric_kernel)
         if self.l2 > 0 and training:
-            batch = tf.cast(tf.shape(logit)[0], weights.dtype)
+            # Scaled per example of the *global* batch, so replicas that sum their gradients add up to one penalty.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            batch = tf.cast(tf.shape(logit)[0] * replicas, weights.dtype)
             self.add_loss(self.l2 * (tf.reduce_sum(tf.square(weights)) + tf.reduce_sum(tf.square(self.numeric_kernel))) / batch)
         return logit + self.bias
 

@@ -82,12 +82,23 @@ class LogisticCTR(tfrs.models.Model):
             config.hash_buckets, token_features, numeric_features, config.crosses, config.l2, name="linear"
         )
         self.task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            # Per-example losses, averaged over the global batch in compute_loss: the reduction that is correct
+            # under tf.distribute strategies (summed gradients across replicas) as well as without one.
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.NONE),
             metrics=[
                 tf.keras.metrics.AUC(from_logits=True, name="auc"),
                 tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="log_loss"),
             ],
         )
+
+    def get_config(self):
+        return {"config": dataclasses.asdict(self.config), "encoder": self.encoder.get_config(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        encoder = FeatureEncoder.from_config(config.pop("encoder"))
+        return cls(encoder, CTRModelConfig(**config.pop("config")), **config)
 
     def logits(self, features: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
         encoded = dict(self.encoder(features))
@@ -103,8 +114,9 @@ class LogisticCTR(tfrs.models.Model):
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels = inputs
         logits = self.logits(features, training=training)
-        label = tf.cast(tf.reshape(labels[self.config.label], [-1]), tf.float32)
-        return self.task(labels=label, predictions=logits, training=training)
+        label = tf.cast(tf.reshape(labels[self.config.label], [-1, 1]), tf.float32)
+        per_example = self.task(labels=label, predictions=tf.reshape(logits, [-1, 1]), training=training)
+        return tf.nn.compute_average_loss(per_example)
 
 
 def build_ctr_model(config: CTRModelConfig, fitted: FittedFeatures) -> LogisticCTR:

@@ -4,7 +4,7 @@ A run directory holds everything needed to evaluate or export later without the 
 
     config.yaml            the resolved config
     features/              features.json and vocab/*.txt fitted on the training split
-    data/{train,validation,test}-*.tfrecord, data/test_truth.npy (ground-truth P(click), synthetic data only)
+    data/{train,validation,test}-*.tfrecord, data/test_truth.npz (ground-truth P(click), synthetic data only)
     checkpoints/best*      weights with the best validation metric
     logs/                  TensorBoard
     history.csv, metrics.json
@@ -23,7 +23,7 @@ import tensorflow as tf
 from tfrec.config import dump_config, load_config
 from tfrec.data.examples import impression_examples, join_item_and_user_features, take
 from tfrec.data.negatives import sampled_examples
-from tfrec.data.sources import DataConfig, load_source
+from tfrec.data.sources import DataConfig, describe, load_source
 from tfrec.data.splits import SplitConfig, split_indices
 from tfrec.data.tfrecord import list_shards, read_columns, tfrecord_dataset, write_tfrecords
 from tfrec.features.spec import FeatureConfig, FeatureSpec
@@ -33,6 +33,7 @@ from tfrec.training.evaluation import ClickReport, evaluate_click_model
 from tfrec.training.trainer import TrainingConfig, fit
 
 SPLITS = ("train", "validation", "test")
+TRUTH_FILE = "test_truth.npz"  # the generator's true P(click) of each test impression (synthetic data only)
 
 
 @dataclasses.dataclass
@@ -109,7 +110,7 @@ def train_ctr(config: CTRJobConfig, log=print) -> CTRRun:
     label = config.model.label
 
     loaded = load_source(config.data)
-    log(f"data: {loaded.dataset!r}")
+    log("data: " + "\n  ".join(describe(loaded)))
     columns = build_examples(config, loaded)
     missing = [n for n in spec.names + [label] if n not in columns]
     if missing:
@@ -126,7 +127,13 @@ def train_ctr(config: CTRJobConfig, log=print) -> CTRRun:
         part = take({k: columns[k] for k in dict.fromkeys(keep)}, index)
         write_tfrecords(part, data_dir, split, config.training.num_shards if split == "train" else 1)
     if "_true_probability" in columns:
-        np.save(os.path.join(data_dir, "test_truth.npy"), columns["_true_probability"][parts["test"]])
+        test = parts["test"]
+        np.savez(
+            os.path.join(data_dir, TRUTH_FILE),
+            request_id=columns["request_id"][test].astype(str),
+            item_id=columns["item_id"][test].astype(str),
+            probability=columns["_true_probability"][test],
+        )
 
     train_ds, val_ds = make_datasets(config, data_dir, bool(len(parts["validation"])))
     model, _ = fit(lambda: build_ctr_model(config.model, fitted), train_ds, val_ds, config.training, run_dir)
@@ -171,13 +178,24 @@ def evaluate_run(config: CTRJobConfig, run_dir: str, predict_fn, split: str = "t
     ids = {k: tf.io.FixedLenFeature([], tf.string, "") for k in ("request_id", "item_id")}
     test = read_columns(list_shards(data_dir, split), {**spec.parse_spec(), **label_spec(config), **ids})
     train = read_columns(list_shards(data_dir, "train"), {"item_id": ids["item_id"], **label_spec(config)})
-    truth_path = os.path.join(data_dir, "test_truth.npy")
-    truth = np.load(truth_path) if split == "test" and os.path.exists(truth_path) else None
+    truth = _load_truth(os.path.join(data_dir, TRUTH_FILE), test) if split == "test" else None
     probabilities = predict_fn({k: test[k] for k in spec.names})
     groups = test["request_id"] if (test["request_id"] != "").any() else None
     return evaluate_click_model(
         probabilities, test[label], test["item_id"], train["item_id"], train[label], groups=groups, true_probabilities=truth
     )
+
+
+def _load_truth(path: str, test: Dict[str, np.ndarray]) -> Optional[np.ndarray]:
+    """True probabilities of the test rows, matched by (request_id, item_id) rather than by row order."""
+    if not os.path.exists(path):
+        return None
+    with np.load(path) as saved:
+        lookup = dict(zip(zip(saved["request_id"].tolist(), saved["item_id"].tolist()), saved["probability"].tolist()))
+    try:
+        return np.array([lookup[(r, i)] for r, i in zip(test["request_id"], test["item_id"])])
+    except KeyError as exc:
+        raise ValueError(f"{path} has no ground truth for test impression {exc.args[0]}") from None
 
 
 def restore_ctr_run(run_dir: str):
