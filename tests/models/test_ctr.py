@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
             "data.preset": "tiny",
             "data.seed": 11,
             "data.synthetic": DENSE_TINY,
-            "training.epochs": 15,
+            "training.epochs": 20,
             "training.verbose": 0,
             "run_dir": str(run_dir),
         },

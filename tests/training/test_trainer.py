@@ -91,3 +91,13 @@ def test_early_stopping_stops(fitted, tmp_path):
     val = memory_dataset(_data(seed=1), 1024, ["click"])
     _, history = fit(lambda: build_ctr_model(CTRModelConfig(), fitted), train, val, config, str(tmp_path))
     assert len(history.history["val_auc"]) < 20
+
+
+def test_mixed_precision_keeps_the_ctr_model_float32(fitted):
+    try:
+        assert configure_mixed_precision("on") is True
+        model = build_ctr_model(CTRModelConfig(), fitted)
+        out = model({"category": tf.constant(["C0", "C3"]), "position": tf.constant([0, 9], tf.int64)})
+        assert out.dtype == tf.float32
+    finally:
+        configure_mixed_precision("off")

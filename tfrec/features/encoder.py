@@ -23,6 +23,7 @@ class FeatureEncoder(tf.keras.layers.Layer):
     """Encodes a dict of raw feature tensors (one batch vector per feature) as described in the module docstring."""
 
     def __init__(self, spec: FeatureSpec, stats: Dict[str, FeatureStats], vocabulary_dir: Optional[str] = None, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # preprocessing and wide sums stay float32 under mixed precision
         super().__init__(**kwargs)
         self.spec = spec
         self.stats = stats

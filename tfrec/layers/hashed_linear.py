@@ -34,6 +34,7 @@ class HashedLinear(tf.keras.layers.Layer):
         l2: float = 0.0,
         **kwargs,
     ):
+        kwargs.setdefault("dtype", "float32")  # preprocessing and wide sums stay float32 under mixed precision
         super().__init__(**kwargs)
         if hash_buckets < 1:
             raise ValueError(f"hash_buckets must be >= 1, got {hash_buckets}")

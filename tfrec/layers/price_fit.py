@@ -19,6 +19,7 @@ class PriceLimitFit(tf.keras.layers.Layer):
     """One token per example: 'within', 'above_max:<b>', 'below_min:<b>' or 'na' (see module docstring)."""
 
     def __init__(self, query_feature: str, price_feature: str, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # preprocessing and wide sums stay float32 under mixed precision
         super().__init__(**kwargs)
         self.query_feature = query_feature
         self.price_feature = price_feature

@@ -37,19 +37,21 @@ class TokenMatch(tf.keras.layers.Layer):
     """
 
     def __init__(self, pairs: Sequence[Sequence[str]], **kwargs):
+        kwargs.setdefault("dtype", "float32")  # preprocessing and wide sums stay float32 under mixed precision
         super().__init__(**kwargs)
         for pair in pairs:
             if len(pair) != 2:
                 raise ValueError(f"a match pair names two features (query, field), got {list(pair)}")
         self.pairs = [list(p) for p in pairs]
 
-    @staticmethod
-    def name_of(pair: Sequence[str]) -> str:
-        return f"{pair[0]}~{pair[1]}"
+    @property
+    def token_names(self):
+        """The name of each pair's match token feature, e.g. 'query~brand'."""
+        return [match_name(p) for p in self.pairs]
 
     def call(self, features: Dict[str, tf.Tensor]) -> Dict[str, Dict[str, tf.RaggedTensor]]:
         out = {}
-        for pair in self.pairs:
+        for pair, name in zip(self.pairs, self.token_names):
             query, field = (tf.reshape(features[n], [-1]) for n in pair)
             matched, total = match_counts(_strings(query), _strings(field))
             token = tf.strings.join(
@@ -61,13 +63,17 @@ class TokenMatch(tf.keras.layers.Layer):
             )
             missing = tf.equal(tf.strings.strip(_strings(query)), "") | tf.equal(total, 0)
             token = tf.where(missing, "na", token)
-            out[self.name_of(pair)] = {"tokens": tf.RaggedTensor.from_tensor(token[:, None])}
+            out[name] = {"tokens": tf.RaggedTensor.from_tensor(token[:, None])}
         return out
 
     def get_config(self):
         config = super().get_config()
         config["pairs"] = self.pairs
         return config
+
+
+def match_name(pair: Sequence[str]) -> str:
+    return f"{pair[0]}~{pair[1]}"
 
 
 def _strings(values: tf.Tensor) -> tf.Tensor:

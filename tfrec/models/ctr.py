@@ -18,7 +18,7 @@ from tfrec.features.encoder import FeatureEncoder
 from tfrec.features.stats import FittedFeatures
 from tfrec.layers.hashed_linear import HashedLinear
 from tfrec.layers.price_fit import PriceLimitFit
-from tfrec.layers.token_match import TokenMatch
+from tfrec.layers.token_match import TokenMatch, match_name
 
 
 @dataclasses.dataclass
@@ -75,7 +75,7 @@ class LogisticCTR(tfrs.models.Model):
                 token_features.append(name)
         self.matcher = TokenMatch(config.matches, name="matches") if config.matches else None
         self.price_fit = PriceLimitFit(*config.price_limit, name="price_limit") if config.price_limit else None
-        token_features += [TokenMatch.name_of(p) for p in config.matches]
+        token_features += [match_name(p) for p in config.matches]
         if self.price_fit is not None:
             token_features.append(self.price_fit.token_name)
         self.linear = HashedLinear(
