@@ -13,7 +13,6 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 
 import tfrec  # noqa: E402,F401
 from benchmarks.common import Timer, command_line, git_revision, machine, write_section  # noqa: E402

@@ -19,13 +19,14 @@ import enum
 import functools
 import numbers
 import os
-import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import yaml
+
+from tfrec.yaml_dialect import ConfigDumper, ConfigLoader
 
 T = TypeVar("T")
 
@@ -55,52 +56,9 @@ class ConfigError(ValueError):
         return ConfigError(self.reason, source, path)
 
 
-# ----------------------------------------------------------------------------------------------------------- YAML
-# PyYAML implements YAML 1.1, where `1e-3` (no dot) is a *string*; configs say `learning_rate: 1e-3` all the time,
-# so we also resolve YAML 1.2 floats. The dumper gets the same resolver so such strings are quoted on the way out.
-_FLOAT_12 = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
-
-
-class _Loader(yaml.SafeLoader):
-    """safe_load semantics plus YAML 1.2 floats and a hard error on duplicate keys (safe_load keeps the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    duplicate = key in seen
-                    seen.add(key)
-                except TypeError:  # unhashable key: let the base class report it
-                    continue
-                if duplicate:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark
-                    )
-        return super().construct_mapping(node, deep=deep)
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-for _cls in (_Loader, _Dumper):
-    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
-
-
 def _yaml_load(text: str, source: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -402,7 +360,7 @@ def to_dict(cfg: Any) -> Dict[str, Any]:
 
 def dump_config(cfg: Any, path: Union[str, os.PathLike]) -> None:
     """Writes `cfg` as YAML that load_config reads back to an equal config (e.g. saved next to a trained model)."""
-    text = yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    text = yaml.dump(to_dict(cfg), Dumper=ConfigDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")

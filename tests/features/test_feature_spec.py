@@ -7,7 +7,7 @@ import tensorflow as tf
 import tfrec  # noqa: F401
 from tfrec.config import ConfigError, from_dict
 from tfrec.features.encoder import FeatureEncoder
-from tfrec.features.spec import FeatureConfig, FeatureSpec
+from tfrec.features.spec import FeatureSpec
 from tfrec.features.stats import FittedFeatures, fit_features
 from tfrec.features.tokens import MISSING, OOV, path_tokens, text_tokens, timestamp_tokens
 

@@ -6,7 +6,7 @@ a query without limits gives 'na'. The limits are parsed in the graph (`tfrec.te
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict
 
 import tensorflow as tf
 
