@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26",
     "pyyaml>=6.0",
     "tqdm>=4.60",
+    "tantivy>=0.22",
 ]
 
 setup(

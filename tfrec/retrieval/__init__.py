@@ -1,0 +1,20 @@
+"""Candidate retrieval: channels that turn a query into a few hundred candidate items, and fusion of their lists.
+
+Retrieval is the recall stage before ranking; each channel implements `CandidateSource` so lexical (tantivy BM25) and
+learned (two-tower) channels can be combined with `reciprocal_rank_fusion`.
+"""
+
+from tfrec.retrieval.base import Candidate, CandidateSource, SearchFilters
+from tfrec.retrieval.fusion import fuse_batch, reciprocal_rank_fusion
+from tfrec.retrieval.lexical import DEFAULT_BOOSTS, LexicalConfig, LexicalIndex
+
+__all__ = [
+    "DEFAULT_BOOSTS",
+    "Candidate",
+    "CandidateSource",
+    "LexicalConfig",
+    "LexicalIndex",
+    "SearchFilters",
+    "fuse_batch",
+    "reciprocal_rank_fusion",
+]
