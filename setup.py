@@ -28,7 +28,6 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tfrec", "tfrec.*"]),
-    package_data={"tfrec": ["configs/*.yaml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "parquet": ["pyarrow>=14"],
