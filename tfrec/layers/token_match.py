@@ -16,12 +16,18 @@ from tfrec.features.tokens import MISSING, text_tokens
 MAX_COUNT = 3
 
 
+def dense_words(values: tf.Tensor, max_tokens: int = 16) -> tf.Tensor:
+    """Lower-cased words per row, padded with MISSING (the tokenizer of text features)."""
+    return text_tokens(_strings(tf.reshape(values, [-1])), max_tokens).to_tensor(default_value=MISSING)
+
+
 def match_counts(query: tf.Tensor, field: tf.Tensor, max_tokens: int = 16) -> tuple:
     """(matched, total): per row, how many distinct-position words of `field` appear among the words of `query`."""
-    q = text_tokens(query, max_tokens)
-    f = text_tokens(field, max_tokens)
-    q_dense = q.to_tensor(default_value=MISSING)
-    f_dense = f.to_tensor(default_value=MISSING)
+    return match_counts_of_words(dense_words(query, max_tokens), dense_words(field, max_tokens))
+
+
+def match_counts_of_words(q_dense: tf.Tensor, f_dense: tf.Tensor) -> tuple:
+    """`match_counts` on already tokenised, MISSING-padded word matrices."""
     f_valid = f_dense != MISSING
     equal = tf.equal(q_dense[:, :, None], f_dense[:, None, :]) & (q_dense[:, :, None] != MISSING)
     found = tf.reduce_any(equal, axis=1) & f_valid
@@ -51,9 +57,11 @@ class TokenMatch(tf.keras.layers.Layer):
 
     def call(self, features: Dict[str, tf.Tensor]) -> Dict[str, Dict[str, tf.RaggedTensor]]:
         out = {}
+        # Tokenise each feature once, however many pairs it appears in (the query usually appears in all).
+        words = {n: dense_words(features[n]) for n in dict.fromkeys(n for pair in self.pairs for n in pair)}
         for pair, name in zip(self.pairs, self.token_names):
-            query, field = (tf.reshape(features[n], [-1]) for n in pair)
-            matched, total = match_counts(_strings(query), _strings(field))
+            query = tf.reshape(features[pair[0]], [-1])
+            matched, total = match_counts_of_words(words[pair[0]], words[pair[1]])
             token = tf.strings.join(
                 [
                     tf.strings.as_string(tf.minimum(matched, MAX_COUNT)),
