@@ -26,12 +26,19 @@ def test_hashed_linear_is_the_documented_sum():
     layer.set_weights([table, np.array([0.25], np.float32), np.array(0.5, np.float32)])
     got = layer(_encoded()).numpy()
 
-    def w(token):
-        return table[tf.strings.to_hash_bucket_fast(token, buckets).numpy()]
+    def fp(token):
+        return int(tf.strings.to_hash_bucket_fast(token, 1 << 62).numpy())
 
-    row0 = (w("user=u1") + w("query=red") + w("query=shoe") + w("user=u1 x query=red")
-            + w("user=u1 x query=shoe") + 0.25 * 1.5 + 0.5)
-    row1 = w("user=u2") + w("query=<missing>") + w("user=u2 x query=<missing>") + 0.25 * -0.5 + 0.5
+    def w(token):
+        return table[fp(token) % buckets]
+
+    def w_cross(a, b):
+        pair = [tf.sparse.from_dense(tf.constant([[fp(a)]], tf.int64)), tf.sparse.from_dense(tf.constant([[fp(b)]], tf.int64))]
+        return table[int(tf.sparse.cross_hashed(pair, num_buckets=buckets).values.numpy()[0])]
+
+    row0 = (w("user=u1") + w("query=red") + w("query=shoe") + w_cross("user=u1", "query=red")
+            + w_cross("user=u1", "query=shoe") + 0.25 * 1.5 + 0.5)
+    row1 = w("user=u2") + w("query=<missing>") + w_cross("user=u2", "query=<missing>") + 0.25 * -0.5 + 0.5
     np.testing.assert_allclose(got, [row0, row1], rtol=1e-5)
 
 

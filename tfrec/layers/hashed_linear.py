@@ -1,10 +1,11 @@
 """HashedLinear: the linear part of a wide model over hashed tokens, hashed token crosses and numeric values.
 
-logit = b + Σ_t w[h(f=t)] + Σ_c w[h(f₁=t₁ ⨯ f₂=t₂ …)] + Σ_j v_j · x_j
+logit = b + Σ_t w[fp(f=t) mod N] + Σ_c w[cross(fp(f₁=t₁), fp(f₂=t₂), …) mod N] + Σ_j v_j · x_j
 
 where t ranges over the tokens of each token feature (a one-hot / multi-hot indicator xᵢ = 1), c over the cartesian
-product of tokens of each declared cross (user×category, query-term×category, …), h hashes into one shared table of
-`hash_buckets` weights, and x_j are standardised numeric features. Only the weights a batch touches receive
+product of tokens of each declared cross (user×category, query-term×category, …), fp is a 62-bit FarmHash
+fingerprint of the feature-prefixed token, `cross` is `tf.sparse.cross_hashed`'s fingerprint combination (no cross
+strings are ever built), N = `hash_buckets` weights in one shared table, and x_j are standardised numeric features. Only the weights a batch touches receive
 gradients (sparse updates), and L2 is applied to those same weights ("sparse L2", as FTRL does), scaled per example.
 """
 
@@ -14,7 +15,7 @@ from typing import Dict, List, Sequence
 
 import tensorflow as tf
 
-CROSS_SEPARATOR = " x "
+FINGERPRINT_SPACE = 1 << 62
 
 
 def prefixed_tokens(name: str, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
@@ -53,20 +54,25 @@ class HashedLinear(tf.keras.layers.Layer):
         self.bias = self.add_weight("bias", [], initializer="zeros")
         super().build(input_shape)
 
-    def all_tokens(self, encoded: Dict[str, Dict[str, tf.Tensor]]) -> tf.RaggedTensor:
-        """Every prefixed token and cross token of each example (what the hashed weights are looked up by)."""
-        pieces: List[tf.RaggedTensor] = [prefixed_tokens(n, encoded[n]["tokens"]) for n in self.token_features]
+    def bucket_ids(self, encoded: Dict[str, Dict[str, tf.Tensor]]) -> tf.RaggedTensor:
+        """The weight-table index of every token and cross of each example (what the weights are looked up by)."""
+        names = dict.fromkeys(self.token_features + [n for cross in self.crosses for n in cross])
+        fingerprints = {
+            n: tf.ragged.map_flat_values(
+                tf.strings.to_hash_bucket_fast, prefixed_tokens(n, encoded[n]["tokens"]), FINGERPRINT_SPACE
+            )
+            for n in names
+        }
+        pieces: List[tf.RaggedTensor] = [fingerprints[n] % self.hash_buckets for n in self.token_features]
         for cross in self.crosses:
-            parts = [prefixed_tokens(n, encoded[n]["tokens"]).to_sparse() for n in cross]
-            crossed = tf.sparse.cross(parts, separator=CROSS_SEPARATOR)
+            crossed = tf.sparse.cross_hashed([fingerprints[n].to_sparse() for n in cross], num_buckets=self.hash_buckets)
             pieces.append(tf.RaggedTensor.from_sparse(crossed))
         return tf.concat(pieces, axis=1)
 
     def call(self, encoded: Dict[str, Dict[str, tf.Tensor]], training=None) -> tf.Tensor:
-        tokens = self.all_tokens(encoded)
-        ids = tf.strings.to_hash_bucket_fast(tokens.flat_values, self.hash_buckets)
-        weights = tf.gather(self.table, ids)
-        logit = tf.reduce_sum(tf.RaggedTensor.from_row_splits(weights, tokens.row_splits), axis=1)
+        ids = self.bucket_ids(encoded)
+        weights = tf.gather(self.table, ids.flat_values)
+        logit = tf.reduce_sum(tf.RaggedTensor.from_row_splits(weights, ids.row_splits), axis=1)
         if self.numeric_features:
             values = tf.stack([encoded[n]["value"] for n in self.numeric_features], axis=1)
             logit += tf.linalg.matvec(values, self.numeric_kernel)
