@@ -29,3 +29,21 @@ def test_keras3_already_bound_is_a_clear_error():
     assert proc.returncode != 0
     assert "KerasVersionError" in proc.stderr
     assert "already bound to Keras 3" in proc.stderr and "TF_USE_LEGACY_KERAS=1" in proc.stderr
+
+
+def test_broken_scann_install_gives_an_actionable_error(tmp_path):
+    # A ScaNN wheel built for another TensorFlow fails inside tensorflow-recommenders' import with NotFoundError.
+    fake = tmp_path / "scann"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import tensorflow as tf\n"
+        "raise tf.errors.NotFoundError(None, None, 'scann/scann_ops/cc/_scann_ops.so: undefined symbol: absl')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["PYTHONPATH"] = str(tmp_path)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    proc = subprocess.run(
+        [sys.executable, "-c", "import tfrec.models.ctr"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr and "pip uninstall scann" in proc.stderr

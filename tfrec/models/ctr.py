@@ -12,7 +12,7 @@ import dataclasses
 from typing import Dict, List, Optional
 
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
+from tfrec._tfrs import tfrs
 
 from tfrec.features.encoder import FeatureEncoder
 from tfrec.features.stats import FittedFeatures
