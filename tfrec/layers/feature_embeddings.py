@@ -1,0 +1,66 @@
+"""FeatureEmbeddings: one embedding table per token feature, mean-pooled over the feature's tokens, concatenated
+with the standardised numeric features — the dense input of towers and deep rankers.
+
+Works on a FeatureEncoder's output: `ids` (vocabulary index or hash bucket, ragged) become an embedding averaged over
+the row's tokens (a path's prefixes, a text's words); `value` (numeric) is appended as is.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Sequence
+
+import tensorflow as tf
+
+
+class FeatureEmbeddings(tf.keras.layers.Layer):
+    """Concatenates mean-pooled token embeddings and numeric values of the named features."""
+
+    def __init__(
+        self,
+        id_spaces: Mapping[str, int],
+        numeric_features: Sequence[str] = (),
+        embedding_dim: int = 32,
+        l2: float = 0.0,
+        **kwargs,
+    ):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        self.id_spaces = {k: int(v) for k, v in id_spaces.items()}
+        self.numeric_features = list(numeric_features)
+        self.embedding_dim = int(embedding_dim)
+        self.l2 = float(l2)
+        regularizer = tf.keras.regularizers.l2(self.l2) if self.l2 else None
+        self.tables = {
+            name: tf.keras.layers.Embedding(
+                size, self.embedding_dim, embeddings_regularizer=regularizer, name=f"{name}_embedding"
+            )
+            for name, size in self.id_spaces.items()
+        }
+
+    @property
+    def output_dim(self) -> int:
+        return self.embedding_dim * len(self.id_spaces) + len(self.numeric_features)
+
+    def call(self, encoded: Dict[str, Dict[str, tf.Tensor]]) -> tf.Tensor:
+        parts = []
+        for name, table in self.tables.items():
+            ids = encoded[name]["ids"]
+            vectors = tf.RaggedTensor.from_row_splits(table(ids.flat_values), ids.row_splits)
+            parts.append(tf.reduce_mean(vectors, axis=1))  # every row has >= 1 token (MISSING fills empties)
+        for name in self.numeric_features:
+            parts.append(tf.reshape(encoded[name]["value"], [-1, 1]))
+        return tf.concat(parts, axis=1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "id_spaces": self.id_spaces,
+                "numeric_features": self.numeric_features,
+                "embedding_dim": self.embedding_dim,
+                "l2": self.l2,
+            }
+        )
+        return config

@@ -1,0 +1,147 @@
+"""Two-tower retrieval model: a query tower (user, context, search text) and a candidate tower (item content and id)
+map into one space where the dot product scores a (request, item) pair; trained with tensorflow-recommenders'
+Retrieval task (in-batch softmax).
+
+loss = −log softmax_j( q·c_j / τ − log Q(c_j) )[positive]
+
+with τ the temperature, Q(c) the sampling probability of candidate c in the training stream (log-Q correction, so
+popular items are not over-penalised as in-batch negatives) and accidental hits (the same item twice in a batch)
+removed. Both towers' outputs are L2-normalised, so scores are cosine similarities / τ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+
+from tfrec._tfrs import tfrs
+from tfrec.features.encoder import FeatureEncoder
+from tfrec.features.stats import FittedFeatures
+from tfrec.layers.feature_embeddings import FeatureEmbeddings
+
+SAMPLING_PROBABILITY = "candidate_sampling_probability"
+
+
+@dataclasses.dataclass
+class TowerConfig:
+    """The features a tower reads, its embedding size and MLP."""
+
+    features: List[str]
+    embedding_dim: int = 32
+    hidden: List[int] = dataclasses.field(default_factory=lambda: [64])
+    output_dim: int = 32
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        if not self.features:
+            raise ValueError("a tower needs at least one feature")
+        if self.output_dim < 1 or self.embedding_dim < 1 or any(h < 1 for h in self.hidden):
+            raise ValueError("output_dim, embedding_dim and hidden sizes must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclasses.dataclass
+class TwoTowerConfig:
+    """Both towers plus the retrieval task's knobs."""
+
+    query: TowerConfig
+    candidate: TowerConfig
+    candidate_id: str = "item_id"
+    temperature: float = 0.1
+    logq_correction: bool = True
+    remove_accidental_hits: bool = True
+    l2: float = 0.0
+
+    def validate(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.candidate_id not in self.candidate.features:
+            raise ValueError(f"candidate_id {self.candidate_id!r} must be one of the candidate tower's features")
+
+
+class Tower(tf.keras.layers.Layer):
+    """Raw features → FeatureEncoder → FeatureEmbeddings → MLP → L2-normalised vector."""
+
+    def __init__(self, encoder: FeatureEncoder, config: TowerConfig, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.config = config
+        self.l2 = float(l2)
+        spec = encoder.spec
+        token_features = {n: encoder.id_space(n) for n in config.features if spec[n].kind != "numeric"}
+        numeric = [n for n in config.features if spec[n].kind == "numeric"]
+        self.embeddings = FeatureEmbeddings(token_features, numeric, config.embedding_dim, l2, name="embeddings")
+        layers = []
+        for units in config.hidden:
+            layers.append(tf.keras.layers.Dense(units, activation="relu"))
+            if config.dropout:
+                layers.append(tf.keras.layers.Dropout(config.dropout))
+        layers.append(tf.keras.layers.Dense(config.output_dim))
+        self.mlp = tf.keras.Sequential(layers, name="mlp")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"encoder": self.encoder.get_config(), "config": dataclasses.asdict(self.config), "l2": self.l2})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        encoder = FeatureEncoder.from_config(config.pop("encoder"))
+        return cls(encoder, TowerConfig(**config.pop("config")), **config)
+
+    def call(self, features: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
+        x = self.embeddings(self.encoder({n: features[n] for n in self.config.features}))
+        return tf.math.l2_normalize(self.mlp(x, training=training), axis=1)
+
+
+class TwoTowerModel(tfrs.models.Model):
+    """Query and candidate towers with a tfrs Retrieval task; `query_embedding`/`candidate_embedding` for serving."""
+
+    def __init__(self, query_tower: Tower, candidate_tower: Tower, config: TwoTowerConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self.task = tfrs.tasks.Retrieval(
+            temperature=config.temperature,
+            remove_accidental_hits=config.remove_accidental_hits,
+        )
+
+    def query_embedding(self, features, training=False) -> tf.Tensor:
+        return self.query_tower(features, training=training)
+
+    def candidate_embedding(self, features, training=False) -> tf.Tensor:
+        return self.candidate_tower(features, training=training)
+
+    def call(self, features, training=False):
+        return self.query_embedding(features, training), self.candidate_embedding(features, training)
+
+    def compute_loss(self, features, training: bool = False) -> tf.Tensor:
+        queries, candidates = self(features, training=training)
+        probability: Optional[tf.Tensor] = None
+        if self.config.logq_correction:
+            probability = tf.reshape(tf.cast(features[SAMPLING_PROBABILITY], tf.float32), [-1])
+        ids = tf.reshape(features[self.config.candidate_id], [-1]) if self.config.remove_accidental_hits else None
+        return self.task(
+            queries,
+            candidates,
+            candidate_sampling_probability=probability,
+            candidate_ids=ids,
+            compute_metrics=not training,
+        )
+
+
+def build_two_tower_model(config: TwoTowerConfig, fitted: FittedFeatures) -> TwoTowerModel:
+    """Both towers over their features of one fitted spec."""
+    query = Tower(FeatureEncoder.from_fitted(fitted, config.query.features, name="query_encoder"), config.query, config.l2, name="query_tower")
+    candidate = Tower(
+        FeatureEncoder.from_fitted(fitted, config.candidate.features, name="candidate_encoder"),
+        config.candidate,
+        config.l2,
+        name="candidate_tower",
+    )
+    return TwoTowerModel(query, candidate, config, name="two_tower")
