@@ -104,3 +104,32 @@ def test_config_validation():
         TwoTowerConfig(TowerConfig(QUERY), TowerConfig(["title"])).validate()
     with pytest.raises(ValueError, match="temperature"):
         TwoTowerConfig(TowerConfig(QUERY), TowerConfig(CANDIDATE), temperature=0).validate()
+
+
+def test_exported_retrieval_matches_in_memory_top_k_and_reindexes(trained, tmp_path):
+    from tfrec.export.retrieval import embed_candidates, export_retrieval
+
+    shop, _, test, model = trained
+    catalog = shop.dataset.catalog
+    features = {n: catalog[n] for n in CANDIDATE}
+    path = export_retrieval(model, features, str(tmp_path), k=20)
+    serving = tf.saved_model.load(path).signatures["serving_default"]
+    request = {n: tf.constant(test[n][:16].astype(str)) for n in QUERY}
+    out = serving(**request)
+    scores = model.query_embedding(request).numpy() @ embed_candidates(model, features).T
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :20]
+    got_ids = out["item_ids"].numpy().astype(str)
+    np.testing.assert_allclose(out["scores"].numpy(), np.take_along_axis(scores, want, 1), rtol=1e-5, atol=1e-5)
+    assert (got_ids[:, 0] == catalog["item_id"][want[:, 0]]).all()
+
+    # Re-index without retraining: query 0's best item removed, and its content re-listed under a never-seen id
+    # (the id embedding is the OOV one, so retrieval rests on title, category, brand and price).
+    best = int(want[0, 0])
+    keep = np.arange(len(catalog)) != best
+    features2 = {n: np.concatenate([v[keep], v[best : best + 1]]) for n, v in features.items()}
+    features2["item_id"][-1] = "NEW-ITEM"
+    path2 = export_retrieval(model, features2, str(tmp_path), k=20)
+    assert path2.endswith("2")
+    top = tf.saved_model.load(path2).signatures["serving_default"](**request)["item_ids"].numpy().astype(str)
+    assert "NEW-ITEM" in top[0]
+    assert catalog["item_id"][best] not in top

@@ -1,0 +1,85 @@
+"""Exports of a two-tower model for TF Serving: the query tower, the candidate tower, and a retrieval model whose
+graph holds the whole catalog's candidate embeddings (brute force: a matmul and top-k, plain TF ops any stock TF
+Serving runs).
+
+Re-indexing a changed catalog (new or removed items) only recomputes candidate embeddings and writes a new version
+of the retrieval model; the towers are not retrained.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec._tfrs import tfrs
+from tfrec.export.saved_model import export_saved_model
+from tfrec.models.two_tower import TwoTowerModel
+
+
+def embed_candidates(model: TwoTowerModel, catalog_features: Mapping[str, np.ndarray], batch_size: int = 4096) -> np.ndarray:
+    """Candidate-tower embeddings of every catalog row, batched."""
+    spec = model.candidate_tower.encoder.spec
+    n = len(next(iter(catalog_features.values())))
+    parts = []
+    for start in range(0, n, batch_size):
+        batch = {
+            f.name: tf.constant(
+                np.asarray(catalog_features[f.name][start : start + batch_size]).astype(str)
+                if f.dtype == "string" else catalog_features[f.name][start : start + batch_size],
+                dtype=f.tf_dtype,
+            )
+            for f in spec.features
+        }
+        parts.append(model.candidate_embedding(batch).numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, model.config.candidate.output_dim), np.float32)
+
+
+def build_brute_force_index(model: TwoTowerModel, item_ids: np.ndarray, embeddings: np.ndarray, k: int):
+    """A tfrs BruteForce layer over the given candidate embeddings, querying through the query tower."""
+    if len(item_ids) != len(embeddings):
+        raise ValueError(f"{len(item_ids)} item ids but {len(embeddings)} embeddings")
+    if len(item_ids) == 0:
+        raise ValueError("cannot index an empty catalog")
+    index = tfrs.layers.factorized_top_k.BruteForce(model.query_tower, k=min(k, len(item_ids)))
+    index.index(tf.constant(embeddings, tf.float32), tf.constant(np.asarray(item_ids).astype(str)))
+    return index
+
+
+def export_retrieval(
+    model: TwoTowerModel,
+    catalog_features: Mapping[str, np.ndarray],
+    base_dir: str,
+    name: str = "retrieval",
+    k: int = 100,
+    version: Optional[int] = None,
+    info: Optional[Mapping] = None,
+) -> str:
+    """Writes the retrieval model: raw query features in, `item_ids` [batch, k] and `scores` [batch, k] out."""
+    embeddings = embed_candidates(model, catalog_features)
+    k = min(k, len(embeddings))
+    index = build_brute_force_index(model, catalog_features[model.config.candidate_id], embeddings, k)
+
+    def outputs(features) -> Dict[str, tf.Tensor]:
+        scores, ids = index(features)
+        return {"item_ids": ids, "scores": scores}
+
+    card = {"model": "two_tower_retrieval", "k": int(k), "catalog_size": int(len(embeddings)), **dict(info or {})}
+    return export_saved_model(index, outputs, model.query_tower.encoder.spec, base_dir, name, version, card)
+
+
+def export_query_tower(model: TwoTowerModel, base_dir: str, name: str = "query_tower", version: Optional[int] = None) -> str:
+    """Raw query features in, the normalised `embedding` out."""
+    return export_saved_model(
+        model.query_tower, lambda f: {"embedding": model.query_embedding(f)}, model.query_tower.encoder.spec,
+        base_dir, name, version, {"model": "two_tower_query_tower"},
+    )
+
+
+def export_candidate_tower(model: TwoTowerModel, base_dir: str, name: str = "candidate_tower", version: Optional[int] = None) -> str:
+    """Raw item features in, the normalised `embedding` out."""
+    return export_saved_model(
+        model.candidate_tower, lambda f: {"embedding": model.candidate_embedding(f)}, model.candidate_tower.encoder.spec,
+        base_dir, name, version, {"model": "two_tower_candidate_tower"},
+    )
