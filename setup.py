@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     "pyyaml>=6.0",
     "tqdm>=4.60",
     "tantivy>=0.22",
+    "faiss-cpu>=1.8",
 ]
 
 setup(

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ["input_pipeline.py", "lexical_homedepot.py"]
+BENCHMARKS = ["input_pipeline.py", "lexical_homedepot.py", "dense_index.py"]
 
 if __name__ == "__main__":
     for script in BENCHMARKS:

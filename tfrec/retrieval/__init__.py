@@ -5,11 +5,17 @@ learned (two-tower) channels can be combined with `reciprocal_rank_fusion`.
 """
 
 from tfrec.retrieval.base import Candidate, CandidateSource, SearchFilters
+from tfrec.retrieval.dense import BruteForceIndex, DenseIndex, load_index
+from tfrec.retrieval.dense_ann import FaissIndex
 from tfrec.retrieval.fusion import fuse_batch, reciprocal_rank_fusion
 from tfrec.retrieval.lexical import DEFAULT_BOOSTS, LexicalConfig, LexicalIndex
 
 __all__ = [
+    "BruteForceIndex",
     "DEFAULT_BOOSTS",
+    "DenseIndex",
+    "FaissIndex",
+    "load_index",
     "Candidate",
     "CandidateSource",
     "LexicalConfig",
