@@ -133,3 +133,17 @@ def test_exported_retrieval_matches_in_memory_top_k_and_reindexes(trained, tmp_p
     top = tf.saved_model.load(path2).signatures["serving_default"](**request)["item_ids"].numpy().astype(str)
     assert "NEW-ITEM" in top[0]
     assert catalog["item_id"][best] not in top
+
+
+def test_tower_exports_reload_with_identical_embeddings(trained, tmp_path):
+    from tfrec.export.retrieval import export_candidate_tower, export_query_tower
+
+    shop, _, test, model = trained
+    query = {n: tf.constant(test[n][:8].astype(str)) for n in QUERY}
+    items = _catalog_features(shop.dataset.catalog.take(np.arange(8)))
+    q_path = export_query_tower(model, str(tmp_path))
+    c_path = export_candidate_tower(model, str(tmp_path))
+    q = tf.saved_model.load(q_path).signatures["serving_default"](**query)["embedding"].numpy()
+    c = tf.saved_model.load(c_path).signatures["serving_default"](**items)["embedding"].numpy()
+    np.testing.assert_allclose(q, model.query_embedding(query).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c, model.candidate_embedding(items).numpy(), rtol=1e-5, atol=1e-6)

@@ -112,10 +112,3 @@ def _follow_up_labels(events, imp: np.ndarray, is_follow: np.ndarray, window_sec
 def take(columns: Columns, indices: np.ndarray) -> Columns:
     """The rows at `indices` of every column."""
     return {k: v[indices] for k, v in columns.items()}
-
-
-def num_rows(columns: Columns) -> int:
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) > 1:
-        raise ValueError(f"columns have different lengths: { {k: len(v) for k, v in columns.items()} }")
-    return lengths.pop() if lengths else 0

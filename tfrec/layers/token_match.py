@@ -21,13 +21,8 @@ def dense_words(values: tf.Tensor, max_tokens: int = 16) -> tf.Tensor:
     return text_tokens(_strings(tf.reshape(values, [-1])), max_tokens).to_tensor(default_value=MISSING)
 
 
-def match_counts(query: tf.Tensor, field: tf.Tensor, max_tokens: int = 16) -> tuple:
-    """(matched, total): per row, how many distinct-position words of `field` appear among the words of `query`."""
-    return match_counts_of_words(dense_words(query, max_tokens), dense_words(field, max_tokens))
-
-
 def match_counts_of_words(q_dense: tf.Tensor, f_dense: tf.Tensor) -> tuple:
-    """`match_counts` on already tokenised, MISSING-padded word matrices."""
+    """(matched, total) per row: how many words of the field occur among the query's words (MISSING = padding)."""
     f_valid = f_dense != MISSING
     equal = tf.equal(q_dense[:, :, None], f_dense[:, None, :]) & (q_dense[:, :, None] != MISSING)
     found = tf.reduce_any(equal, axis=1) & f_valid
