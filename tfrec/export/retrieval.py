@@ -20,19 +20,8 @@ from tfrec.models.two_tower import TwoTowerModel
 
 def embed_candidates(model: TwoTowerModel, catalog_features: Mapping[str, np.ndarray], batch_size: int = 4096) -> np.ndarray:
     """Candidate-tower embeddings of every catalog row, batched."""
-    spec = model.candidate_tower.encoder.spec
-    n = len(next(iter(catalog_features.values())))
-    parts = []
-    for start in range(0, n, batch_size):
-        batch = {
-            f.name: tf.constant(
-                np.asarray(catalog_features[f.name][start : start + batch_size]).astype(str)
-                if f.dtype == "string" else catalog_features[f.name][start : start + batch_size],
-                dtype=f.tf_dtype,
-            )
-            for f in spec.features
-        }
-        parts.append(model.candidate_embedding(batch).numpy())
+    batches = model.candidate_tower.encoder.spec.tensor_batches(catalog_features, batch_size)
+    parts = [model.candidate_embedding(batch).numpy() for batch in batches]
     return np.concatenate(parts) if parts else np.zeros((0, model.config.candidate.output_dim), np.float32)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Literal, Optional
 
+import numpy as np
 import tensorflow as tf
 
 KINDS = ("categorical", "path", "text", "numeric", "timestamp")
@@ -124,6 +125,19 @@ class FeatureSpec:
     def signature(self) -> Dict[str, tf.TensorSpec]:
         """Serving signature inputs: one batch vector per raw feature, named as the feature."""
         return {f.name: tf.TensorSpec([None], f.tf_dtype, name=f.name) for f in self.features}
+
+    def tensor_batches(self, columns: Dict[str, Any], batch_size: int = 8192):
+        """Yields dicts of tensors typed as the spec says (the serving dtypes) from in-memory numpy columns."""
+        missing = [n for n in self.names if n not in columns]
+        if missing:
+            raise KeyError(f"no column for features {missing}")
+        n = len(columns[self.names[0]])
+        for start in range(0, n, batch_size):
+            batch = {}
+            for f in self.features:
+                values = np.asarray(columns[f.name][start : start + batch_size])
+                batch[f.name] = tf.constant(values.astype(str) if f.dtype == "string" else values, dtype=f.tf_dtype)
+            yield batch
 
     def to_dict(self) -> List[Dict[str, Any]]:
         return [dataclasses.asdict(f) for f in self.features]

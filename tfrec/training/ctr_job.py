@@ -162,11 +162,7 @@ def make_datasets(config: CTRJobConfig, data_dir: str, has_validation: bool):
 
 def predict(model, features: Dict[str, np.ndarray], batch_size: int = 8192) -> np.ndarray:
     """P(click) for in-memory feature columns, batched."""
-    n = len(next(iter(features.values())))
-    out = []
-    for start in range(0, n, batch_size):
-        batch = {k: tf.constant(v[start : start + batch_size]) for k, v in features.items()}
-        out.append(np.asarray(model(batch)).reshape(-1))
+    out = [np.asarray(model(batch)).reshape(-1) for batch in model.encoder.spec.tensor_batches(features, batch_size)]
     return np.concatenate(out) if out else np.zeros(0)
 
 
