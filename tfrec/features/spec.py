@@ -5,7 +5,11 @@ how it becomes model input, and a default used when a tf.Example or request leav
 
 - `categorical`: one string or int value, encoded by hashing or by a vocabulary built from the training split.
 - `path`: a hierarchical string ('Clothing > Shoes > Running'), encoded as all of its prefixes (one token each).
-- `text`: free text, lower-cased and split into word tokens (bag of words).
+- `text`: free text, lower-cased and split into word tokens (bag of words); with `char_ngrams: n` each word also
+  gives its character n-grams ('#dr', 'dri', ... with '#' marking word edges), so model numbers, plurals and typos
+  share tokens.
+- `sequence`: an ordered list of ids in one string, oldest first, separated by whitespace ('i12 i7 i31', e.g. the
+  shopper's recent items); the newest `max_tokens` ids are kept, in order, for sequence pooling layers.
 - `numeric`: a number, optionally log1p-transformed, standardised with training mean/std, and/or bucketised at
   training quantiles (the bucket is then also a token).
 - `timestamp`: seconds since the epoch (UTC), encoded as hour-of-day and day-of-week tokens.
@@ -19,7 +23,7 @@ from typing import Any, Dict, List, Literal, Optional
 import numpy as np
 import tensorflow as tf
 
-KINDS = ("categorical", "path", "text", "numeric", "timestamp")
+KINDS = ("categorical", "path", "text", "numeric", "timestamp", "sequence")
 TF_DTYPES = {"string": tf.string, "int": tf.int64, "float": tf.float32}
 _DEFAULTS = {"string": "", "int": 0, "float": 0.0}
 
@@ -30,7 +34,7 @@ class FeatureConfig:
 
     name: str
     dtype: Literal["string", "int", "float"] = "string"
-    kind: Literal["categorical", "path", "text", "numeric", "timestamp"] = "categorical"
+    kind: Literal["categorical", "path", "text", "numeric", "timestamp", "sequence"] = "categorical"
     default: Optional[Any] = None
     encoding: Literal["hash", "vocabulary"] = "hash"
     hash_bins: int = 100_000
@@ -42,6 +46,7 @@ class FeatureConfig:
     boundaries: Optional[List[float]] = None
     max_tokens: int = 16
     separator: str = ">"
+    char_ngrams: int = 0
 
     def validate(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
@@ -50,10 +55,12 @@ class FeatureConfig:
             raise ValueError(f"feature {self.name!r}: a numeric feature needs dtype int or float, not string")
         if self.kind == "timestamp" and self.dtype != "int":
             raise ValueError(f"feature {self.name!r}: a timestamp feature needs dtype int (epoch seconds)")
-        if self.kind in ("path", "text") and self.dtype != "string":
+        if self.kind in ("path", "text", "sequence") and self.dtype != "string":
             raise ValueError(f"feature {self.name!r}: a {self.kind} feature needs dtype string")
         if self.hash_bins < 1 or self.min_count < 1 or self.max_tokens < 1 or self.buckets < 0:
             raise ValueError(f"feature {self.name!r}: hash_bins, min_count, max_tokens must be >= 1, buckets >= 0")
+        if self.char_ngrams < 0 or (self.char_ngrams and self.kind != "text"):
+            raise ValueError(f"feature {self.name!r}: char_ngrams must be >= 0 and is only for text features")
         if self.boundaries is not None and list(self.boundaries) != sorted(set(self.boundaries)):
             raise ValueError(f"feature {self.name!r}: boundaries must be strictly increasing")
         if self.default is not None:
@@ -80,7 +87,7 @@ class FeatureConfig:
 
     @property
     def uses_vocabulary(self) -> bool:
-        return self.encoding == "vocabulary" and self.kind in ("categorical", "path", "text")
+        return self.encoding == "vocabulary" and self.kind in ("categorical", "path", "text", "sequence")
 
     @property
     def is_bucketized(self) -> bool:

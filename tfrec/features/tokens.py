@@ -47,11 +47,23 @@ def path_tokens(values: tf.Tensor, separator: str = ">", max_depth: int = 16) ->
     return _fill_missing(tf.RaggedTensor.from_row_splits(prefixes, levels.row_splits))
 
 
-def text_tokens(values: tf.Tensor, max_tokens: int = 16) -> tf.RaggedTensor:
-    """Lower-cased word tokens (letters and digits, Unicode-aware), at most `max_tokens` per row."""
+def text_tokens(values: tf.Tensor, max_tokens: int = 16, char_ngrams: int = 0) -> tf.RaggedTensor:
+    """Lower-cased word tokens (letters and digits, Unicode-aware), at most `max_tokens` words per row, each word
+    followed by its character n-grams when `char_ngrams` > 0 ('#' marks word edges: 'drill' → '#dr', 'dri', ...)."""
     cleaned = tf.strings.regex_replace(tf.strings.lower(values, encoding="utf-8"), _NON_WORD, " ")
-    words = tf.strings.split(tf.strings.strip(cleaned))
-    return _fill_missing(words[:, :max_tokens])
+    words = tf.strings.split(tf.strings.strip(cleaned))[:, :max_tokens]
+    if char_ngrams:
+        chars = tf.strings.unicode_split(tf.strings.join(["#", words.flat_values, "#"]), "UTF-8")
+        grams = tf.strings.ngrams(chars, char_ngrams, separator="")  # [n_words, None]; short words give none
+        per_word = tf.concat([tf.expand_dims(words.flat_values, 1), grams], axis=1)
+        words = tf.RaggedTensor.from_row_splits(per_word.flat_values, tf.gather(per_word.row_splits, words.row_splits))
+    return _fill_missing(words)
+
+
+def sequence_tokens(values: tf.Tensor, max_tokens: int = 16) -> tf.RaggedTensor:
+    """The newest `max_tokens` whitespace-separated ids of each row, oldest first (order is kept for pooling)."""
+    ids = tf.strings.split(tf.strings.strip(values))
+    return _fill_missing(ids[:, -max_tokens:])
 
 
 def timestamp_tokens(values: tf.Tensor) -> tf.RaggedTensor:
@@ -86,7 +98,9 @@ def raw_tokens(values: tf.Tensor, feature: FeatureConfig) -> tf.RaggedTensor:
     if feature.kind == "path":
         return path_tokens(values, feature.separator, feature.max_tokens)
     if feature.kind == "text":
-        return text_tokens(values, feature.max_tokens)
+        return text_tokens(values, feature.max_tokens, feature.char_ngrams)
+    if feature.kind == "sequence":
+        return sequence_tokens(values, feature.max_tokens)
     if feature.kind == "timestamp":
         return timestamp_tokens(values)
     raise ValueError(f"feature {feature.name!r} of kind {feature.kind!r} has no raw tokens")

@@ -1,15 +1,18 @@
-"""FeatureEmbeddings: one embedding table per token feature, mean-pooled over the feature's tokens, concatenated
-with the standardised numeric features — the dense input of towers and deep rankers.
+"""FeatureEmbeddings: one embedding table per token feature, pooled over the feature's tokens, concatenated with
+the standardised numeric features — the dense input of towers and deep rankers.
 
 Works on a FeatureEncoder's output: `ids` (vocabulary index or hash bucket, ragged) become an embedding averaged over
-the row's tokens (a path's prefixes, a text's words); `value` (numeric) is appended as is.
+the row's tokens (a path's prefixes, a text's words), or pooled by a `SequencePooling` layer for the features named
+in `sequence_pooling` (ordered sequences such as recent items); `value` (numeric) is appended as is.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
+
+from tfrec.layers.sequence_pooling import SequencePooling
 
 
 class FeatureEmbeddings(tf.keras.layers.Layer):
@@ -21,6 +24,7 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
         numeric_features: Sequence[str] = (),
         embedding_dim: int = 32,
         l2: float = 0.0,
+        sequence_pooling: Optional[Mapping[str, Mapping]] = None,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -31,6 +35,11 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
         self.numeric_features = list(numeric_features)
         self.embedding_dim = int(embedding_dim)
         self.l2 = float(l2)
+        self.sequence_pooling = {k: dict(v) for k, v in (sequence_pooling or {}).items()}
+        unknown = sorted(set(self.sequence_pooling) - set(self.id_spaces))
+        if unknown:
+            raise ValueError(f"sequence_pooling names {unknown}, which are not token features here")
+        self.poolers = {name: SequencePooling(**cfg, name=f"{name}_pooling") for name, cfg in self.sequence_pooling.items()}
         regularizer = tf.keras.regularizers.l2(self.l2) if self.l2 else None
         self.tables = {
             name: tf.keras.layers.Embedding(
@@ -43,12 +52,15 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
     def output_dim(self) -> int:
         return self.embedding_dim * len(self.id_spaces) + len(self.numeric_features)
 
-    def call(self, encoded: Dict[str, Dict[str, tf.Tensor]]) -> tf.Tensor:
+    def call(self, encoded: Dict[str, Dict[str, tf.Tensor]], training=False) -> tf.Tensor:
         parts = []
         for name, table in self.tables.items():
             ids = encoded[name]["ids"]
             vectors = tf.RaggedTensor.from_row_splits(table(ids.flat_values), ids.row_splits)
-            parts.append(tf.reduce_mean(vectors, axis=1))  # every row has >= 1 token (MISSING fills empties)
+            if name in self.poolers:
+                parts.append(self.poolers[name](vectors, training=training))
+            else:
+                parts.append(tf.reduce_mean(vectors, axis=1))  # every row has >= 1 token (MISSING fills empties)
         for name in self.numeric_features:
             parts.append(tf.reshape(encoded[name]["value"], [-1, 1]))
         return tf.concat(parts, axis=1)
@@ -61,6 +73,7 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
                 "numeric_features": self.numeric_features,
                 "embedding_dim": self.embedding_dim,
                 "l2": self.l2,
+                "sequence_pooling": self.sequence_pooling,
             }
         )
         return config

@@ -6,19 +6,26 @@ loss = −log softmax_j( q·c_j / τ − log Q(c_j) )[positive]
 
 with τ the temperature, Q(c) the sampling probability of candidate c in the training stream (log-Q correction, so
 popular items are not over-penalised as in-batch negatives) and accidental hits (the same item twice in a batch)
-removed. Both towers' outputs are L2-normalised, so scores are cosine similarities / τ.
+removed. Both towers' outputs are L2-normalised, so scores are cosine similarities / τ. With `hard_negatives: n`
+only the n highest-scoring in-batch negatives of each query enter the softmax (tfrs' hard-negative mining).
+
+Ordered `sequence` features (the shopper's recent items) are pooled by a `SequencePooling` layer (attention by
+default). `feature_dropout` blanks a feature at random while training, half of the time as absent ('') and half as
+unknown ('<oov>'), so the tower learns to serve anonymous shoppers, requests without a query and new items without
+an id embedding, instead of meeting those inputs for the first time in production.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional
 
 import tensorflow as tf
 
 from tfrec._tfrs import tfrs
 from tfrec.features.encoder import FeatureEncoder
 from tfrec.features.stats import FittedFeatures
+from tfrec.features.tokens import OOV
 from tfrec.layers.feature_embeddings import FeatureEmbeddings
 
 SAMPLING_PROBABILITY = "candidate_sampling_probability"
@@ -33,14 +40,22 @@ class TowerConfig:
     hidden: List[int] = dataclasses.field(default_factory=lambda: [64])
     output_dim: int = 32
     dropout: float = 0.0
+    sequence_pooling: Literal["mean", "attention", "transformer"] = "attention"
+    num_heads: int = 2
+    feature_dropout: Dict[str, float] = dataclasses.field(default_factory=dict)
 
     def validate(self) -> None:
         if not self.features:
             raise ValueError("a tower needs at least one feature")
-        if self.output_dim < 1 or self.embedding_dim < 1 or any(h < 1 for h in self.hidden):
-            raise ValueError("output_dim, embedding_dim and hidden sizes must be >= 1")
+        if self.output_dim < 1 or self.embedding_dim < 1 or any(h < 1 for h in self.hidden) or self.num_heads < 1:
+            raise ValueError("output_dim, embedding_dim, num_heads and hidden sizes must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name, rate in self.feature_dropout.items():
+            if name not in self.features:
+                raise ValueError(f"feature_dropout names {name!r}, which is not one of this tower's features {self.features}")
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"feature_dropout[{name!r}] must be in [0, 1), got {rate}")
 
 
 @dataclasses.dataclass
@@ -54,8 +69,11 @@ class TwoTowerConfig:
     logq_correction: bool = True
     remove_accidental_hits: bool = True
     l2: float = 0.0
+    hard_negatives: Optional[int] = None
 
     def validate(self) -> None:
+        if self.hard_negatives is not None and self.hard_negatives < 1:
+            raise ValueError(f"hard_negatives must be >= 1 (or null for all in-batch negatives), got {self.hard_negatives}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.candidate_id not in self.candidate.features:
@@ -73,7 +91,14 @@ class Tower(tf.keras.layers.Layer):
         spec = encoder.spec
         token_features = {n: encoder.id_space(n) for n in config.features if spec[n].kind != "numeric"}
         numeric = [n for n in config.features if spec[n].kind == "numeric"]
-        self.embeddings = FeatureEmbeddings(token_features, numeric, config.embedding_dim, l2, name="embeddings")
+        pooling = {
+            n: {"mode": config.sequence_pooling, "max_length": spec[n].max_tokens, "num_heads": config.num_heads}
+            for n in config.features if spec[n].kind == "sequence"
+        }
+        not_strings = [n for n in config.feature_dropout if spec[n].dtype != "string"]
+        if not_strings:
+            raise ValueError(f"feature_dropout only applies to string features; {not_strings} are not strings")
+        self.embeddings = FeatureEmbeddings(token_features, numeric, config.embedding_dim, l2, pooling, name="embeddings")
         layers = []
         for units in config.hidden:
             layers.append(tf.keras.layers.Dense(units, activation="relu"))
@@ -94,8 +119,20 @@ class Tower(tf.keras.layers.Layer):
         return cls(encoder, TowerConfig(**config.pop("config")), **config)
 
     def call(self, features: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
-        x = self.embeddings(self.encoder({n: features[n] for n in self.config.features}))
+        inputs = {n: features[n] for n in self.config.features}
+        if training:
+            inputs = self._drop_features(inputs)
+        x = self.embeddings(self.encoder(inputs), training=training)
         return tf.math.l2_normalize(self.mlp(x, training=training), axis=1)
+
+    def _drop_features(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """Blanks each `feature_dropout` feature with its rate: half as absent (''), half as unknown ('<oov>')."""
+        for name, rate in self.config.feature_dropout.items():
+            values = tf.reshape(inputs[name], [-1])
+            draw = tf.random.uniform(tf.shape(values))
+            blank = tf.where(draw < rate / 2, tf.constant(""), tf.constant(OOV))
+            inputs[name] = tf.where(draw < rate, blank, values)
+        return inputs
 
 
 class TwoTowerModel(tfrs.models.Model):
@@ -109,6 +146,7 @@ class TwoTowerModel(tfrs.models.Model):
         self.task = tfrs.tasks.Retrieval(
             temperature=config.temperature,
             remove_accidental_hits=config.remove_accidental_hits,
+            num_hard_negatives=config.hard_negatives,
         )
 
     def query_embedding(self, features, training=False) -> tf.Tensor:
