@@ -20,6 +20,10 @@ def register(commands) -> None:
 
 
 def run_evaluate(args) -> int:
+    from tfrec.cli.export import run_job
+
+    if run_job(args.run) == "retrieval":
+        return _evaluate_retrieval(args)
     from tfrec.export.loading import saved_model_predictor
     from tfrec.training.ctr_job import evaluate_run, load_run_config, predict, restore_ctr_run
 
@@ -31,4 +35,33 @@ def run_evaluate(args) -> int:
         predict_fn = lambda features: predict(model, features)  # noqa: E731
     report = evaluate_run(config, args.run, predict_fn, split=args.split)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format(f"{args.split} split"))
+    return 0
+
+
+def _evaluate_retrieval(args) -> int:
+    """Full-catalog reports from the run's checkpoint, or from an exported retrieval model's top-k lists."""
+    from tfrec.training.rank_metrics import format_reports
+
+    if args.saved_model:
+        from tfrec.export.loading import saved_model_predictor
+        from tfrec.training.retrieval_evaluation import list_report
+        from tfrec.training.retrieval_job import load_retrieval_config, read_catalog, read_split
+
+        config = load_retrieval_config(f"{args.run}/config.yaml")
+        test = read_split(config, args.run, args.split)
+        top = saved_model_predictor(args.saved_model, output="item_ids", flatten=False)
+        ranked = top({n: test[n] for n in config.query_features}).astype(str)
+        n_items = len(read_catalog(config, args.run)["item_id"])
+        reports = [list_report(ranked, test["item_id"], name="saved model", protocol=f"{config.split.protocol} split, "
+                               f"{args.split}", users=test["user_id"], n_items=n_items, recall_ks=config.evaluation.recall_ks)]
+    else:
+        from tfrec.training.retrieval_job import evaluate_retrieval_run, restore_retrieval_run
+
+        config, _, model = restore_retrieval_run(args.run)
+        reports, _ = evaluate_retrieval_run(config, args.run, model, split=args.split)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
+    else:
+        print(reports[0].protocol)
+        print(format_reports(reports))
     return 0

@@ -20,9 +20,7 @@ from tfrec.models.two_tower import TwoTowerModel
 
 def embed_candidates(model: TwoTowerModel, catalog_features: Mapping[str, np.ndarray], batch_size: int = 4096) -> np.ndarray:
     """Candidate-tower embeddings of every catalog row, batched."""
-    batches = model.candidate_tower.encoder.spec.tensor_batches(catalog_features, batch_size)
-    parts = [model.candidate_embedding(batch).numpy() for batch in batches]
-    return np.concatenate(parts) if parts else np.zeros((0, model.config.candidate.output_dim), np.float32)
+    return model.candidate_tower.embed(catalog_features, batch_size)
 
 
 def build_brute_force_index(model: TwoTowerModel, item_ids: np.ndarray, embeddings: np.ndarray, k: int):
@@ -44,6 +42,7 @@ def export_retrieval(
     k: int = 100,
     version: Optional[int] = None,
     info: Optional[Mapping] = None,
+    overwrite: bool = False,
 ) -> str:
     """Writes the retrieval model: raw query features in, `item_ids` [batch, k] and `scores` [batch, k] out."""
     embeddings = embed_candidates(model, catalog_features)
@@ -55,20 +54,33 @@ def export_retrieval(
         return {"item_ids": ids, "scores": scores}
 
     card = {"model": "two_tower_retrieval", "k": int(k), "catalog_size": int(len(embeddings)), **dict(info or {})}
-    return export_saved_model(index, outputs, model.query_tower.encoder.spec, base_dir, name, version, card)
+    return export_saved_model(index, outputs, model.query_tower.encoder.spec, base_dir, name, version, card, overwrite)
 
 
-def export_query_tower(model: TwoTowerModel, base_dir: str, name: str = "query_tower", version: Optional[int] = None) -> str:
+def export_query_tower(model: TwoTowerModel, base_dir: str, name: str = "query_tower", version: Optional[int] = None,
+                       info: Optional[Mapping] = None, overwrite: bool = False) -> str:
     """Raw query features in, the normalised `embedding` out."""
     return export_saved_model(
         model.query_tower, lambda f: {"embedding": model.query_embedding(f)}, model.query_tower.encoder.spec,
-        base_dir, name, version, {"model": "two_tower_query_tower"},
+        base_dir, name, version, {"model": "two_tower_query_tower", **dict(info or {})}, overwrite,
     )
 
 
-def export_candidate_tower(model: TwoTowerModel, base_dir: str, name: str = "candidate_tower", version: Optional[int] = None) -> str:
+def export_candidate_tower(model: TwoTowerModel, base_dir: str, name: str = "candidate_tower", version: Optional[int] = None,
+                           info: Optional[Mapping] = None, overwrite: bool = False) -> str:
     """Raw item features in, the normalised `embedding` out."""
     return export_saved_model(
         model.candidate_tower, lambda f: {"embedding": model.candidate_embedding(f)}, model.candidate_tower.encoder.spec,
-        base_dir, name, version, {"model": "two_tower_candidate_tower"},
+        base_dir, name, version, {"model": "two_tower_candidate_tower", **dict(info or {})}, overwrite,
     )
+
+
+def export_two_tower(model: TwoTowerModel, catalog_features: Mapping[str, np.ndarray], base_dir: str,
+                     name: str = "retrieval", k: int = 100, version: Optional[int] = None,
+                     info: Optional[Mapping] = None, overwrite: bool = False) -> Dict[str, str]:
+    """All three exports: `<name>` (retrieval with the catalog), `<name>_query_tower`, `<name>_candidate_tower`."""
+    return {
+        "retrieval": export_retrieval(model, catalog_features, base_dir, name, k, version, info, overwrite),
+        "query_tower": export_query_tower(model, base_dir, f"{name}_query_tower", version, info, overwrite),
+        "candidate_tower": export_candidate_tower(model, base_dir, f"{name}_candidate_tower", version, info, overwrite),
+    }

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Literal, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from tfrec._tfrs import tfrs
@@ -125,6 +126,11 @@ class Tower(tf.keras.layers.Layer):
         x = self.embeddings(self.encoder(inputs), training=training)
         return tf.math.l2_normalize(self.mlp(x, training=training), axis=1)
 
+    def embed(self, columns: Dict[str, "np.ndarray"], batch_size: int = 4096) -> "np.ndarray":
+        """Embeddings of in-memory feature columns (e.g. the whole catalog or a test set), batched, inference mode."""
+        parts = [self(batch).numpy() for batch in self.encoder.spec.tensor_batches(columns, batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.config.output_dim), np.float32)
+
     def _drop_features(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         """Blanks each `feature_dropout` feature with its rate: half as absent (''), half as unknown ('<oov>')."""
         for name, rate in self.config.feature_dropout.items():
@@ -148,6 +154,22 @@ class TwoTowerModel(tfrs.models.Model):
             remove_accidental_hits=config.remove_accidental_hits,
             num_hard_negatives=config.hard_negatives,
         )
+
+    def get_config(self):
+        return {
+            "query_tower": self.query_tower.get_config(),
+            "candidate_tower": self.candidate_tower.get_config(),
+            "config": dataclasses.asdict(self.config),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        towers = {k: Tower.from_config(config.pop(k)) for k in ("query_tower", "candidate_tower")}
+        raw = dict(config.pop("config"))
+        model_config = TwoTowerConfig(TowerConfig(**raw.pop("query")), TowerConfig(**raw.pop("candidate")), **raw)
+        return cls(towers["query_tower"], towers["candidate_tower"], model_config, **config)
 
     def query_embedding(self, features, training=False) -> tf.Tensor:
         return self.query_tower(features, training=training)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Callable, Literal, Optional
+from typing import Callable, Literal, Optional, Sequence
 
 import tensorflow as tf
 
@@ -132,8 +132,12 @@ def fit(
     validation_data: Optional[tf.data.Dataset],
     config: TrainingConfig,
     run_dir: str,
+    callbacks: Sequence[tf.keras.callbacks.Callback] = (),
 ) -> tuple:
-    """Builds and compiles the model inside the strategy scope, trains it, and returns (model, history)."""
+    """Builds and compiles the model inside the strategy scope, trains it, and returns (model, history).
+
+    `callbacks` run before the standard ones, so metrics they add to the epoch logs (e.g. full-catalog validation
+    recall) can drive checkpointing and early stopping."""
     os.makedirs(run_dir, exist_ok=True)
     tf.keras.utils.set_random_seed(config.seed)
     configure_mixed_precision(config.mixed_precision)
@@ -146,7 +150,7 @@ def fit(
         validation_data=validation_data,
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch,
-        callbacks=make_callbacks(config, run_dir, validation_data is not None),
+        callbacks=list(callbacks) + make_callbacks(config, run_dir, validation_data is not None),
         verbose=config.verbose,
     )
     return model, history
