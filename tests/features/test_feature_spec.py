@@ -7,7 +7,7 @@ import tensorflow as tf
 import tfrec  # noqa: F401
 from tfrec.config import ConfigError, from_dict
 from tfrec.features.encoder import FeatureEncoder
-from tfrec.features.spec import FeatureSpec
+from tfrec.features.spec import FeatureConfig, FeatureSpec
 from tfrec.features.stats import FittedFeatures, fit_features
 from tfrec.features.tokens import MISSING, OOV, path_tokens, text_tokens, timestamp_tokens
 
@@ -106,3 +106,17 @@ def test_encoder_names_missing_inputs(tmp_path):
     encoder = FeatureEncoder.from_fitted(fit_features(_spec(), _columns(), str(tmp_path)))
     with pytest.raises(KeyError, match=r"missing input features \['timestamp'\]"):
         encoder({k: tf.constant(["x"]) for k in ["user_id", "category", "query", "price", "position"]})
+
+
+def test_char_ngrams_and_sequence_tokens():
+    from tfrec.features.tokens import sequence_tokens
+
+    tokens = text_tokens(tf.constant(["Drill 18V", "", "a"]), max_tokens=16, char_ngrams=3).to_list()
+    assert tokens[0] == [b"drill", b"#dr", b"dri", b"ril", b"ill", b"ll#", b"18v", b"#18", b"18v", b"8v#"]
+    assert tokens[1] == [b"<missing>"] and tokens[2] == [b"a", b"#a#"]
+    assert sequence_tokens(tf.constant(["i1 i2 i3 i4", "", " i9 "]), 3).to_list() == [
+        [b"i2", b"i3", b"i4"], [b"<missing>"], [b"i9"]]
+    with pytest.raises(ValueError, match="char_ngrams"):
+        FeatureConfig("brand", char_ngrams=3).validate()
+    with pytest.raises(ValueError, match="sequence feature needs dtype string"):
+        FeatureConfig("recent", dtype="int", kind="sequence").validate()
