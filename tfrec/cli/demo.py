@@ -1,7 +1,9 @@
 """`tfrec demo`: the end-to-end main job on built-in data (what `make demo` runs).
 
 generate a synthetic shop → validate it → train the CTR model (TFRecords, TensorBoard, checkpoints) → evaluate →
-export a SavedModel version → reload it from disk → score sample requests and print the ranked products.
+export a SavedModel version → reload it from disk → score sample requests and print the ranked products →
+train the two-tower retrieval model → export it with the catalog in the graph (plus both towers) → serve sample
+requests through both reloaded SavedModels: retrieval finds candidates in the whole catalog, the CTR model ranks them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ def register(commands) -> None:
     )
     demo.add_argument("--out", default="demo_out", help="working directory for data, runs and models")
     demo.add_argument("--config", default="configs/ctr.yaml", help="CTR config (data source is replaced)")
+    demo.add_argument("--retrieval-config", default="configs/retrieval.yaml", help="two-tower config (data source is replaced)")
     demo.add_argument("--preset", default="small", help="synthetic data size (tiny for a quick look)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--epochs", type=int, help="override training.epochs")
@@ -67,7 +70,30 @@ def run_demo(args) -> int:
     predict = saved_model_predictor(path, output="click_probability")
     dataset, _ = load_dataset(data_dir)
     _score_samples(dataset, synthetic.ground_truth, predict, config, args.requests)
-    print(f"\nTensorBoard: tensorboard --logdir {run_dir}/logs   Model: {path}")
+
+    _banner("6. train the two-tower retrieval model")
+    from tfrec.export.retrieval import export_two_tower
+    from tfrec.training.retrieval_job import load_retrieval_config, read_catalog, train_retrieval
+
+    retrieval_dir = os.path.join(args.out, "runs/retrieval")
+    overrides = {"data.source": "directory", "data.path": data_dir, "run_dir": retrieval_dir}
+    if args.epochs:
+        overrides["training.epochs"] = args.epochs
+    retrieval_config = load_retrieval_config(args.retrieval_config, overrides)
+    retrieval = train_retrieval(retrieval_config)
+
+    _banner("7. export the retrieval model (catalog in the graph) and both towers")
+    info = {"metrics": {r.name: r.metrics() for r in retrieval.reports}}
+    paths = export_two_tower(retrieval.model, read_catalog(retrieval_config, retrieval_dir), models_dir, "retrieval",
+                             retrieval_config.export_k, info=info)
+    for exported in paths.values():
+        print(f"exported {exported}")
+
+    _banner("8. serve requests: retrieve from the whole catalog, then rank with the CTR model")
+    from tfrec.cli.demo_pipeline import serve_samples
+
+    serve_samples(dataset, synthetic.ground_truth, paths["retrieval"], path, retrieval_config, config, args.requests)
+    print(f"\nTensorBoard: tensorboard --logdir {args.out}/runs   Models: {models_dir}")
     return 0
 
 
