@@ -130,8 +130,35 @@ def train_retrieval(config: RetrievalJobConfig, log=print) -> RetrievalRun:
     with open(os.path.join(run_dir, "job.json"), "w", encoding="utf-8") as f:
         json.dump({"job": JOB}, f)
     dump_config(config, os.path.join(run_dir, "config.yaml"))
-    spec = config.feature_spec
+    prepared = prepare_retrieval_data(config, run_dir, log)
+    has_validation = prepared.sizes["validation"] > 0
+    training = config.training if has_validation else dataclasses.replace(config.training, monitor="loss", monitor_mode="min")
+    train_ds, val_ds = make_datasets(config, os.path.join(run_dir, "data"), has_validation)
+    model, _ = fit(lambda: build_two_tower_model(config.model, prepared.fitted), train_ds, val_ds, training, run_dir,
+                   validation_callbacks(config, run_dir, has_validation))
+    model.load_weights(os.path.join(run_dir, "checkpoints", "best")).expect_partial()
 
+    reports, extra = evaluate_retrieval_run(config, run_dir, model, ground_truth=prepared.ground_truth)
+    with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump({"test": [r.to_dict() for r in reports], **extra}, f, indent=2)
+    log(format_reports(reports))
+    for name, value in extra.items():
+        log(f"{name}: {value:.4f}")
+    return RetrievalRun(run_dir, model, prepared.fitted, reports, extra)
+
+
+@dataclasses.dataclass
+class PreparedRetrieval:
+    """What `prepare_retrieval_data` leaves behind: fitted features, split sizes and (synthetic) ground truth."""
+
+    fitted: FittedFeatures
+    sizes: Dict[str, int]
+    ground_truth: Optional[object] = None
+
+
+def prepare_retrieval_data(config: RetrievalJobConfig, run_dir: str, log=print) -> PreparedRetrieval:
+    """The data half of the job: positives → split → features fitted on train → TFRecords (splits and catalog)."""
+    spec = config.feature_spec
     loaded = load_source(config.data)
     log("data: " + "\n  ".join(describe(loaded)))
     columns = positive_examples(loaded.dataset, config.examples.event_types, config.examples.history_length)
@@ -155,26 +182,18 @@ def train_retrieval(config: RetrievalJobConfig, log=print) -> RetrievalRun:
             part[SAMPLING_PROBABILITY] = probability[rows]
             write_tfrecords(part, data_dir, split, config.training.num_shards if split == "train" else 1)
     write_tfrecords(catalog, data_dir, "catalog", 1)
+    return PreparedRetrieval(fitted, {k: int(len(v)) for k, v in parts.items()}, loaded.ground_truth)
 
-    has_validation = len(parts["validation"]) > 0
-    training = config.training if has_validation else dataclasses.replace(config.training, monitor="loss", monitor_mode="min")
-    callbacks = []
-    if has_validation and training.monitor.startswith("val_recall@"):
-        val = parts["validation"][: config.evaluation.validation_queries]
-        val_queries = {n: columns[n][val] for n in config.query_features}
-        callbacks.append(ValidationRecall(val_queries, CatalogIndexer(catalog["item_id"]).codes(columns["item_id"][val]),
-                                          catalog, config.evaluation.validation_k))
-    train_ds, val_ds = make_datasets(config, data_dir, has_validation)
-    model, _ = fit(lambda: build_two_tower_model(config.model, fitted), train_ds, val_ds, training, run_dir, callbacks)
-    model.load_weights(os.path.join(run_dir, "checkpoints", "best")).expect_partial()
 
-    reports, extra = evaluate_retrieval_run(config, run_dir, model, ground_truth=loaded.ground_truth)
-    with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump({"test": [r.to_dict() for r in reports], **extra}, f, indent=2)
-    log(format_reports(reports))
-    for name, value in extra.items():
-        log(f"{name}: {value:.4f}")
-    return RetrievalRun(run_dir, model, fitted, reports, extra)
+def validation_callbacks(config: RetrievalJobConfig, run_dir: str, has_validation: bool) -> list:
+    """The per-epoch full-catalog `val_recall@k` callback, when the monitor asks for it and validation exists."""
+    if not (has_validation and config.training.monitor.startswith("val_recall@")):
+        return []
+    val = read_split(config, run_dir, "validation")
+    val = {k: v[: config.evaluation.validation_queries] for k, v in val.items()}
+    catalog = read_catalog(config, run_dir)
+    targets = CatalogIndexer(catalog[config.model.candidate_id]).codes(val["item_id"])
+    return [ValidationRecall({n: val[n] for n in config.query_features}, targets, catalog, config.evaluation.validation_k)]
 
 
 def _parse_spec(config: RetrievalJobConfig, names: List[str], with_probability: bool = True) -> Dict:
