@@ -9,7 +9,7 @@ INSTALL_REQUIRES = [
     "tf-keras>=2.21,<2.22",
     "tensorboard>=2.20",
     "tensorflow-recommenders>=0.7.3,<0.8",
-    "keras-tuner==1.3.5",
+    "keras-tuner[bayesian]==1.3.5",  # bayesian: scipy + scikit-learn for BayesianOptimization
     "transformers>=4.57,<5",
     "tensorflow-text>=2.21,<2.22",
     "tensorflow-serving-api>=2.21,<2.22",

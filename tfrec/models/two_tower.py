@@ -77,6 +77,9 @@ class TwoTowerConfig:
             raise ValueError(f"hard_negatives must be >= 1 (or null for all in-batch negatives), got {self.hard_negatives}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.query.output_dim != self.candidate.output_dim:
+            raise ValueError(f"query.output_dim ({self.query.output_dim}) and candidate.output_dim "
+                             f"({self.candidate.output_dim}) must be equal: scores are dot products of the two")
         if self.candidate_id not in self.candidate.features:
             raise ValueError(f"candidate_id {self.candidate_id!r} must be one of the candidate tower's features")
 

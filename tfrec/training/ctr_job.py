@@ -106,9 +106,25 @@ def train_ctr(config: CTRJobConfig, log=print) -> CTRRun:
     run_dir = config.run_dir
     os.makedirs(run_dir, exist_ok=True)
     dump_config(config, os.path.join(run_dir, "config.yaml"))
+    fitted, sizes = prepare_ctr_data(config, run_dir, log)
+    data_dir = os.path.join(run_dir, "data")
+    train_ds, val_ds = make_datasets(config, data_dir, bool(sizes["validation"]))
+    model, _ = fit(lambda: build_ctr_model(config.model, fitted), train_ds, val_ds, config.training, run_dir)
+    model.load_weights(os.path.join(run_dir, "checkpoints", "best")).expect_partial()
+
+    report = evaluate_run(config, run_dir, lambda feats: predict(model, feats))
+    with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump({"test": report.to_dict()}, f, indent=2)
+    log(report.format("test split"))
+    return CTRRun(run_dir, model, fitted, report)
+
+
+def prepare_ctr_data(config: CTRJobConfig, run_dir: str, log=print):
+    """The data half of the job: examples → split → features fitted on train → TFRecords (+ synthetic truth).
+
+    Returns (fitted features, rows per split)."""
     spec = config.feature_spec
     label = config.model.label
-
     loaded = load_source(config.data)
     log("data: " + "\n  ".join(describe(loaded)))
     columns = build_examples(config, loaded)
@@ -134,16 +150,7 @@ def train_ctr(config: CTRJobConfig, log=print) -> CTRRun:
             item_id=columns["item_id"][test].astype(str),
             probability=columns["_true_probability"][test],
         )
-
-    train_ds, val_ds = make_datasets(config, data_dir, bool(len(parts["validation"])))
-    model, _ = fit(lambda: build_ctr_model(config.model, fitted), train_ds, val_ds, config.training, run_dir)
-    model.load_weights(os.path.join(run_dir, "checkpoints", "best")).expect_partial()
-
-    report = evaluate_run(config, run_dir, lambda feats: predict(model, feats))
-    with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump({"test": report.to_dict()}, f, indent=2)
-    log(report.format("test split"))
-    return CTRRun(run_dir, model, fitted, report)
+    return fitted, {k: int(len(v)) for k, v in parts.items()}
 
 
 def make_datasets(config: CTRJobConfig, data_dir: str, has_validation: bool):
