@@ -95,6 +95,10 @@ def test_encoder_outputs_and_config_round_trip(tmp_path):
     assert out["price"]["tokens"].to_list()[2] == [MISSING.encode()]
     assert out["position"]["value"].numpy().tolist() == [0, 1, 2, 3, 4]  # standardize: false
     assert out["position"]["tokens"].to_list() == [[b"b0"], [b"b1"], [b"b1"], [b"b2"], [b"b2"]]
+    assert out["position"]["ids"].to_list() == [[0], [1], [1], [2], [2]]  # bucket ids for embeddings
+    price_ids = [r[0] for r in out["price"]["ids"].to_list()]
+    assert price_ids[2] == encoder.id_space("price") - 1 == len(fitted.stats["price"].boundaries) + 1  # missing
+    assert all(0 <= i < encoder.id_space("price") for i in price_ids)
     assert max(max(r) for r in out["category"]["ids"].to_list()) < 100_000
     clone = FeatureEncoder.from_config(encoder.get_config())
     again = clone(inputs)

@@ -4,7 +4,8 @@ The same layer runs in training and inside the exported SavedModel, so serving t
 cannot drift from training. For each feature it returns a dict with some of:
 
 - `tokens`: RaggedTensor[batch, None] of strings (OOV tokens replaced by '<oov>' for vocabulary features);
-- `ids`: RaggedTensor[batch, None] of int64 (vocabulary index, 0 = OOV, or hash bucket in [0, hash_bins));
+- `ids`: RaggedTensor[batch, None] of int64 (vocabulary index, 0 = OOV, or hash bucket in [0, hash_bins); for a
+  bucketised number its bucket index, with missing as the last id);
 - `value`: Tensor[batch] float32, the standardised number of a numeric feature (missing → 0, the training mean).
 """
 
@@ -16,7 +17,7 @@ import tensorflow as tf
 
 from tfrec.features.spec import FeatureSpec
 from tfrec.features.stats import FeatureStats, FittedFeatures
-from tfrec.features.tokens import OOV, bucket_tokens, numeric_values, raw_tokens
+from tfrec.features.tokens import OOV, bucket_ids, bucket_tokens, numeric_values, raw_tokens
 
 
 class FeatureEncoder(tf.keras.layers.Layer):
@@ -52,8 +53,13 @@ class FeatureEncoder(tf.keras.layers.Layer):
         return self._lookups[name].vocabulary_size()
 
     def id_space(self, name: str) -> int:
-        """Size of the id range of a token feature: vocabulary size or hash bins."""
+        """Size of the id range of a token feature: vocabulary size, hash bins, or buckets (+ missing)."""
         feature = self.spec[name]
+        if feature.kind == "numeric":
+            boundaries = self.stats[name].boundaries
+            if not boundaries:
+                raise ValueError(f"numeric feature {name!r} has no buckets, so no ids")
+            return len(boundaries) + 2
         return self.vocabulary_size(name) if feature.uses_vocabulary else feature.hash_bins
 
     def call(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, Dict[str, tf.Tensor]]:
@@ -69,6 +75,7 @@ class FeatureEncoder(tf.keras.layers.Layer):
                 x = numeric_values(values, feature)
                 if stats.boundaries:
                     encoded["tokens"] = bucket_tokens(x, stats.boundaries)
+                    encoded["ids"] = bucket_ids(x, stats.boundaries)
                 if feature.standardize:
                     x = (x - stats.mean) / stats.std
                 encoded["value"] = tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)

@@ -83,6 +83,14 @@ def numeric_values(values: tf.Tensor, feature: FeatureConfig) -> tf.Tensor:
     return x
 
 
+def bucket_ids(transformed: tf.Tensor, boundaries) -> tf.RaggedTensor:
+    """The bucket index as an id in [0, len(boundaries)]; NaN (missing) gets its own id len(boundaries) + 1."""
+    index = tf.searchsorted(tf.constant(boundaries, tf.float32), tf.reshape(transformed, [-1]), side="right")
+    index = tf.where(tf.math.is_nan(tf.reshape(transformed, [-1])), len(boundaries) + 1, index)
+    index = tf.cast(index, tf.int64)
+    return tf.RaggedTensor.from_row_lengths(index, tf.ones_like(index))
+
+
 def bucket_tokens(transformed: tf.Tensor, boundaries) -> tf.RaggedTensor:
     """'b<i>' for the bucket the value falls in; NaN gives MISSING."""
     index = tf.searchsorted(tf.constant(boundaries, tf.float32), tf.reshape(transformed, [-1]), side="right")

@@ -93,7 +93,11 @@ class Tower(tf.keras.layers.Layer):
         self.config = config
         self.l2 = float(l2)
         spec = encoder.spec
-        token_features = {n: encoder.id_space(n) for n in config.features if spec[n].kind != "numeric"}
+        # Bucketised numbers (e.g. price) get a bucket embedding as well as their standardised value.
+        token_features = {
+            n: encoder.id_space(n) for n in config.features
+            if spec[n].kind != "numeric" or encoder.stats[n].boundaries
+        }
         numeric = [n for n in config.features if spec[n].kind == "numeric"]
         pooling = {
             n: {"mode": config.sequence_pooling, "max_length": spec[n].max_tokens, "num_heads": config.num_heads}
