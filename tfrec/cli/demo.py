@@ -55,10 +55,7 @@ def run_demo(args) -> int:
     print(f"time range {stats['time_range']['first']} .. {stats['time_range']['last']}; bad rows: {report.total_skipped}")
 
     _banner("3. train the logistic CTR model")
-    overrides = {"data.source": "directory", "data.path": data_dir, "run_dir": run_dir}
-    if args.epochs:
-        overrides["training.epochs"] = args.epochs
-    config = load_ctr_config(args.config, overrides)
+    config = load_ctr_config(args.config, _job_overrides(args, data_dir, run_dir))
     run = train_ctr(config)
 
     _banner("4. export a SavedModel version (TF Serving layout)")
@@ -76,10 +73,7 @@ def run_demo(args) -> int:
     from tfrec.training.retrieval_job import load_retrieval_config, read_catalog, train_retrieval
 
     retrieval_dir = os.path.join(args.out, "runs/retrieval")
-    overrides = {"data.source": "directory", "data.path": data_dir, "run_dir": retrieval_dir}
-    if args.epochs:
-        overrides["training.epochs"] = args.epochs
-    retrieval_config = load_retrieval_config(args.retrieval_config, overrides)
+    retrieval_config = load_retrieval_config(args.retrieval_config, _job_overrides(args, data_dir, retrieval_dir))
     retrieval = train_retrieval(retrieval_config)
 
     _banner("7. export the retrieval model (catalog in the graph) and both towers")
@@ -97,24 +91,20 @@ def run_demo(args) -> int:
     return 0
 
 
+def _job_overrides(args, data_dir: str, run_dir: str) -> dict:
+    """A job config pointed at the demo's generated data and its own run directory."""
+    overrides = {"data.source": "directory", "data.path": data_dir, "run_dir": run_dir}
+    if args.epochs:
+        overrides["training.epochs"] = args.epochs
+    return overrides
+
+
 def _score_samples(dataset, ground_truth, predict, config, per_kind: int) -> None:
     """Re-ranks the newest logged requests with the reloaded model and prints them beside the truth."""
-    from tfrec.data.examples import impression_examples
+    from tfrec.cli.demo_pipeline import newest_requests
 
-    examples = impression_examples(dataset)
-    newest = np.argsort(-examples["timestamp"], kind="stable")
-    picked, seen = [], set()
-    for want_search in (True, False):
-        count = 0
-        for i in newest:
-            rid = examples["request_id"][i]
-            if rid in seen or bool(examples["query"][i]) != want_search:
-                continue
-            seen.add(rid)
-            picked.append(rid)
-            count += 1
-            if count == per_kind:
-                break
+    examples, rows = newest_requests(dataset, per_kind)
+    picked = [examples["request_id"][i] for i in rows]
     titles = dict(zip(dataset.catalog["item_id"], dataset.catalog["title"]))
     spec_names = config.feature_spec.names
     for rid in picked:

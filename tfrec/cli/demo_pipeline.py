@@ -9,8 +9,8 @@ import numpy as np
 from tfrec.data.retrieval_examples import HISTORY, catalog_columns, positive_examples
 
 
-def _request_rows(dataset, per_kind: int):
-    """The newest search and recommendation requests (first impression row of each)."""
+def newest_requests(dataset, per_kind: int):
+    """(impression examples, the row of the newest `per_kind` search and `per_kind` recommendation requests)."""
     from tfrec.data.examples import impression_examples
 
     examples = impression_examples(dataset)
@@ -49,7 +49,7 @@ def serve_samples(dataset, ground_truth, retrieval_path: str, ctr_path: str, ret
 
     retrieve = tf.saved_model.load(retrieval_path).signatures["serving_default"]
     rank = saved_model_predictor(ctr_path, output="click_probability")
-    examples, picked = _request_rows(dataset, per_kind)
+    examples, picked = newest_requests(dataset, per_kind)
     catalog = catalog_columns(dataset)
     row_of = {item: i for i, item in enumerate(catalog["item_id"].tolist())}
     history = _recent_items(dataset, retrieval_config.examples.history_length)

@@ -33,20 +33,19 @@ def impression_examples(dataset: Dataset, window_seconds: int = 1800) -> Columns
             "(purchases/ratings only) build examples with tfrec.data.negatives.sampled_examples instead"
         )
     imp = np.flatnonzero(is_imp)
-    out: Columns = {
-        "request_id": events["request_id"][imp],
-        "user_id": events["user_id"][imp],
-        "item_id": events["item_id"][imp],
-        "query": events["query"][imp],
-        "position": events["position"][imp],
-        "timestamp": events["timestamp"][imp],
-    }
-    for name, values in events.attributes.items():
-        out[name] = values[imp]
+    out = event_columns(events, imp, ("request_id", "user_id", "item_id", "query", "position", "timestamp"))
 
     join_item_and_user_features(out, dataset, shown_price=events["price"][imp])
     for label, event_type in _FOLLOW_UPS.items():
         out[label] = _follow_up_labels(events, imp, etype == event_type, window_seconds)
+    return out
+
+
+def event_columns(events, rows: np.ndarray, fields) -> Columns:
+    """The named event fields and every event attribute (device, ...) at `rows`."""
+    out: Columns = {name: events[name][rows] for name in fields}
+    for name, values in events.attributes.items():
+        out[name] = values[rows]
     return out
 
 

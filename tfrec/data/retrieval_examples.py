@@ -17,7 +17,7 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tfrec.data.examples import join_item_and_user_features
+from tfrec.data.examples import event_columns, join_item_and_user_features
 from tfrec.data.interactions import select_events
 from tfrec.data.schema import Dataset
 from tfrec.data.splits import SplitConfig, split_indices
@@ -38,16 +38,7 @@ def positive_examples(dataset: Dataset, event_types: Sequence[str] = POSITIVE_TY
     rows = _first_per_request_item(events)
     order = np.lexsort((rows, events["timestamp"][rows]))
     rows = rows[order]
-    out: Columns = {
-        "request_id": events["request_id"][rows],
-        "user_id": events["user_id"][rows],
-        "item_id": events["item_id"][rows],
-        "query": events["query"][rows],
-        "timestamp": events["timestamp"][rows],
-        "event_type": events["event_type"][rows],
-    }
-    for name, values in events.attributes.items():
-        out[name] = values[rows]
+    out = event_columns(events, rows, ("request_id", "user_id", "item_id", "query", "timestamp", "event_type"))
     out[HISTORY] = histories(out["user_id"], out["item_id"], out["timestamp"], history_length)
     return join_item_and_user_features(out, dataset)
 

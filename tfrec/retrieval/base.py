@@ -13,7 +13,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Union
 
 from tfrec.data.schema import Table
 
-__all__ = ["Candidate", "CandidateSource", "SearchFilters", "resolve_filters"]
+__all__ = ["Candidate", "CandidateSource", "SearchFilters", "check_search_args", "resolve_filters"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +88,15 @@ def resolve_filters(filters: Union[FiltersLike, Sequence[FiltersLike]], n_querie
             raise ValueError(f"got {len(filters)} filters for {n_queries} queries")
         return [one(f) for f in filters]
     return [one(filters)] * n_queries
+
+
+def check_search_args(queries: Sequence[str], k: int, filters) -> List[Optional[SearchFilters]]:
+    """Validates a `search` call's arguments (the same for every channel); returns one filter per query."""
+    if isinstance(queries, str):
+        raise TypeError("search takes a list of queries; wrap a single query in a list")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    return resolve_filters(filters, len(queries))
 
 
 class CandidateSource(abc.ABC):

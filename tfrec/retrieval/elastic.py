@@ -31,7 +31,9 @@ import urllib.request
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from tfrec.data.schema import CATALOG_SCHEMA, Table, is_missing
-from tfrec.retrieval.base import Candidate, CandidateSource, SearchFilters, _normalise_category, resolve_filters
+from tfrec.retrieval.base import (
+    Candidate, CandidateSource, SearchFilters, _normalise_category, check_search_args, resolve_filters,
+)
 from tfrec.retrieval.lexical import LexicalConfig, _attr_field, _text
 
 __all__ = ["DEFAULT_URL", "ElasticError", "ElasticsearchIndex", "document", "filter_clauses", "index_mapping",
@@ -332,11 +334,7 @@ class ElasticsearchIndex(CandidateSource):
     # ------------------------------------------------------------------------------------------------ queries
     def search(self, queries: Sequence[str], k: int, filters=None) -> List[List[Candidate]]:
         """Top-`k` candidates per query through `_msearch`; see `search_body` for blank queries and filters."""
-        if isinstance(queries, str):
-            raise TypeError("search takes a list of queries; wrap a single query in a list")
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
-        per_query = resolve_filters(filters, len(queries))
+        per_query = check_search_args(queries, k, filters)
         results: List[List[Candidate]] = [[] for _ in queries]
         if k == 0 or not queries:
             return results

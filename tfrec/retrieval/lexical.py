@@ -17,7 +17,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import tantivy
 
 from tfrec.data.schema import CATALOG_SCHEMA, Table, is_missing
-from tfrec.retrieval.base import Candidate, CandidateSource, SearchFilters, _normalise_category, resolve_filters
+from tfrec.retrieval.base import (
+    Candidate, CandidateSource, SearchFilters, _normalise_category, check_search_args,
+)
 
 __all__ = ["DEFAULT_BOOSTS", "LexicalConfig", "LexicalIndex"]
 
@@ -265,11 +267,7 @@ class LexicalIndex(CandidateSource):
 
     def search(self, queries: Sequence[str], k: int, filters=None) -> List[List[Candidate]]:
         """Top-`k` candidates per query; an empty or punctuation-only query returns []. Filters: see `SearchFilters`."""
-        if isinstance(queries, str):
-            raise TypeError("search takes a list of queries; wrap a single query in a list")
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
-        per_query = resolve_filters(filters, len(queries))
+        per_query = check_search_args(queries, k, filters)
         if k == 0 or not queries:
             return [[] for _ in queries]
         searcher = self._index.searcher()  # one searcher = one consistent snapshot for the whole batch

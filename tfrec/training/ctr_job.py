@@ -30,7 +30,7 @@ from tfrec.features.spec import FeatureConfig, FeatureSpec
 from tfrec.features.stats import FittedFeatures, fit_features
 from tfrec.models.ctr import CTRModelConfig, LogisticCTR, build_ctr_model
 from tfrec.training.evaluation import ClickReport, evaluate_click_model
-from tfrec.training.trainer import TrainingConfig, fit
+from tfrec.training.trainer import TrainingConfig, fit, restore_best_weights
 
 SPLITS = ("train", "validation", "test")
 TRUTH_FILE = "test_truth.npz"  # the generator's true P(click) of each test impression (synthetic data only)
@@ -206,8 +206,4 @@ def restore_ctr_run(run_dir: str):
     config = load_run_config(run_dir)
     fitted = FittedFeatures.load(os.path.join(run_dir, "features"))
     model = build_ctr_model(config.model, fitted)
-    checkpoint = os.path.join(run_dir, "checkpoints", "best")
-    if not tf.io.gfile.exists(checkpoint + ".index"):
-        raise FileNotFoundError(f"{checkpoint}.index not found: has `tfrec train ctr` finished for {run_dir}?")
-    model.load_weights(checkpoint).expect_partial()
-    return config, fitted, model
+    return config, fitted, restore_best_weights(model, run_dir, "tfrec train ctr")

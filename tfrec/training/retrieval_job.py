@@ -35,7 +35,7 @@ from tfrec.training.rank_metrics import RetrievalReport, format_reports
 from tfrec.training.retrieval_evaluation import (
     CatalogIndexer, ValidationRecall, model_report, popularity_report, seen_items, top_k_items,
 )
-from tfrec.training.trainer import TrainingConfig, fit
+from tfrec.training.trainer import TrainingConfig, fit, restore_best_weights
 
 JOB = "retrieval"
 
@@ -280,8 +280,4 @@ def restore_retrieval_run(run_dir: str):
     config = load_retrieval_config(os.path.join(run_dir, "config.yaml"))
     fitted = FittedFeatures.load(os.path.join(run_dir, "features"))
     model = build_two_tower_model(config.model, fitted)
-    checkpoint = os.path.join(run_dir, "checkpoints", "best")
-    if not tf.io.gfile.exists(checkpoint + ".index"):
-        raise FileNotFoundError(f"{checkpoint}.index not found: has `tfrec train retrieval` finished for {run_dir}?")
-    model.load_weights(checkpoint).expect_partial()
-    return config, fitted, model
+    return config, fitted, restore_best_weights(model, run_dir, "tfrec train retrieval")

@@ -154,3 +154,12 @@ def fit(
         verbose=config.verbose,
     )
     return model, history
+
+
+def restore_best_weights(model: tf.keras.Model, run_dir: str, command: str) -> tf.keras.Model:
+    """Loads `run_dir`'s best checkpoint into `model`; a clear error names the command when there is none yet."""
+    checkpoint = os.path.join(run_dir, "checkpoints", "best")
+    if not tf.io.gfile.exists(checkpoint + ".index"):
+        raise FileNotFoundError(f"{checkpoint}.index not found: has `{command}` finished for {run_dir}?")
+    model.load_weights(checkpoint).expect_partial()
+    return model
