@@ -12,36 +12,23 @@ The data is research-only and never copied into the repository; without it the s
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import Timer, command_line, git_revision, machine, write_section  # noqa: E402
+from tfrec.data.public.homedepot import RELEVANT, load_homedepot  # noqa: E402  (RELEVANT = 2.5)
 
 DATA = Path(os.environ.get("TFREC_HOMEDEPOT_DIR", "/work/shared/data/homedepot-search"))
-RELEVANT = 2.5
 PUBLISHED_BM25 = {"recall@10": 0.416, "mrr@100": 0.366}  # README: k1 1.2, b 0.75, lower-cased alphanumeric tokens
 
 
 def load(data: Path):
     """Catalog table of every product title, and query -> set of relevant product ids for every judged query."""
-    from tfrec.data.schema import CATALOG_SCHEMA, Table
-
-    with open(data / "products.csv", encoding="utf-8", newline="") as f:
-        products = list(csv.DictReader(f))
-    catalog = Table(CATALOG_SCHEMA, {"item_id": [p["product_uid"] for p in products],
-                                     "title": [p["product_title"] for p in products]})
-    relevant = defaultdict(set)
-    with open(data / "judgments.csv", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            relevant[row["search_term"]]  # every judged query is run, even one with nothing relevant
-            if float(row["relevance"]) >= RELEVANT:
-                relevant[row["search_term"]].add(row["product_uid"])
-    return catalog, dict(relevant)
+    search = load_homedepot(data)
+    return search.catalog, search.relevant(RELEVANT)
 
 
 def run(data: Path, stemming: bool):
