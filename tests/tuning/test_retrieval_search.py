@@ -20,7 +20,7 @@ def test_tfrec_tune_retrieval_end_to_end(tmp_path, capsys):
     argv = [
         "tune", "retrieval", "--config", CONFIG, "--space", SPACE,
         "--set", "data.preset=tiny", "--set", "training.verbose=0", "--set", "training.num_shards=1",
-        "--space-set", "tuner.algorithm=random", "--space-set", "tuner.epochs=2",
+        "--space-set", "tuner.algorithm=random", "--space-set", "tuner.epochs=1",
         "--max-trials", "2", "--directory", str(tmp_path / "tuning"), "--export-dir", str(tmp_path / "models"),
     ]
     assert main(argv) == 0
