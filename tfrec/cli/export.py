@@ -1,6 +1,6 @@
 """`tfrec export --run DIR --base-dir DIR`: writes a trained run as TF Serving SavedModel versions.
 
-A CTR run gives one model; a retrieval run gives three: `<name>` (raw request in, top-k item ids and scores out,
+A CTR or intent run gives one model; a retrieval run gives three: `<name>` (raw request in, top-k item ids and scores out,
 the catalog in the graph), `<name>_query_tower` and `<name>_candidate_tower`. `--catalog DIR` re-indexes a
 retrieval run against a changed catalog (a dataset directory) without retraining, as a new version.
 """
@@ -50,10 +50,13 @@ def run_export(args) -> int:
     if not os.path.isdir(args.run):
         raise FileNotFoundError(f"run directory {args.run} not found")
     info = {"run_dir": os.path.abspath(args.run)}
-    if run_job(args.run) == "retrieval":
+    job = run_job(args.run)
+    if job == "retrieval":
         return _export_retrieval(args, info)
     if args.catalog or args.k:
         raise ValueError("--catalog and --k apply to retrieval runs only")
+    if job == "intent":
+        return _export_intent(args, info)
     from tfrec.export.ctr import export_ctr
     from tfrec.training.ctr_job import restore_ctr_run
 
@@ -87,4 +90,17 @@ def _export_retrieval(args, info) -> int:
                              args.version, info, args.overwrite)
     for path in paths.values():
         print(f"exported {path}")
+    return 0
+
+
+def _export_intent(args, info) -> int:
+    from tfrec.export.intent import export_intent
+    from tfrec.training.intent_job import restore_intent_run
+
+    _, _, model = restore_intent_run(args.run)
+    metrics = _metrics(args.run)
+    if metrics:
+        info["metrics"] = {k: v for k, v in metrics.items() if v is not None}
+    path = export_intent(model, args.base_dir, args.name or "intent", args.version, info, args.overwrite)
+    print(f"exported {path}")
     return 0

@@ -42,6 +42,7 @@ def register(commands) -> None:
 MODELS = {
     "ctr": ("the logistic CTR model", "CTR"),
     "retrieval": ("the two-tower retrieval model", "retrieval"),
+    "intent": ("the BERT query-understanding model", "intent"),
 }
 
 
@@ -51,6 +52,11 @@ def _job(model: str, config_path: str, overrides: dict):
         from tfrec.tuning import CTRTuningJob
 
         return CTRTuningJob(load_ctr_config(config_path, overrides))
+    if model == "intent":
+        from tfrec.training.intent_job import load_intent_config
+        from tfrec.tuning.intent import IntentTuningJob
+
+        return IntentTuningJob(load_intent_config(config_path, overrides))
     from tfrec.training.retrieval_job import load_retrieval_config
     from tfrec.tuning import RetrievalTuningJob
 

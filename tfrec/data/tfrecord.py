@@ -57,10 +57,10 @@ def serialize_rows(columns: Mapping[str, np.ndarray], start: int = 0, stop: Opti
         feats = {}
         for name, kind in zip(names, kinds):
             v = columns[name][i]
-            if kind == "int":
-                feats[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+            if kind == "int":  # a 2-D column gives each row a fixed-length list
+                feats[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=np.ravel(v).tolist()))
             elif kind == "float":
-                feats[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(v)]))
+                feats[name] = tf.train.Feature(float_list=tf.train.FloatList(value=np.ravel(v).tolist()))
             else:
                 feats[name] = _feature(v)
         yield tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()

@@ -60,7 +60,8 @@ class PreparedDataJob(TuningJob):
                     json.dump(prepared, f, indent=2)
         self.work_dir = work_dir
         self.split_sizes = dict(prepared["examples"])
-        self.fitted = FittedFeatures.load(os.path.join(work_dir, "features"))
+        features = os.path.join(work_dir, "features")
+        self.fitted = FittedFeatures.load(features) if os.path.isdir(features) else None  # the intent job has none
         if not self.split_sizes.get("validation"):
             raise ValueError("tuning needs validation examples for its objective: set split.validation_fraction > 0")
 
