@@ -2,8 +2,10 @@
 
 generate a synthetic shop → validate it → train the CTR model (TFRecords, TensorBoard, checkpoints) → evaluate →
 export a SavedModel version → reload it from disk → score sample requests and print the ranked products →
-train the two-tower retrieval model → export it with the catalog in the graph (plus both towers) → serve sample
-requests through both reloaded SavedModels: retrieval finds candidates in the whole catalog, the CTR model ranks them.
+train the two-tower retrieval model → export it with the catalog in the graph (plus both towers) → fine-tune the BERT
+query-understanding model → export it → serve sample requests through the reloaded SavedModels: the query model
+parses a search into intent and filters, retrieval finds candidates in the whole catalog, the parsed price limits
+filter them, and the CTR model ranks them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def register(commands) -> None:
     demo.add_argument("--out", default="demo_out", help="working directory for data, runs and models")
     demo.add_argument("--config", default="configs/ctr.yaml", help="CTR config (data source is replaced)")
     demo.add_argument("--retrieval-config", default="configs/retrieval.yaml", help="two-tower config (data source is replaced)")
+    demo.add_argument("--intent-config", default="configs/intent.yaml", help="query-understanding config")
+    demo.add_argument("--intent-queries", type=int, default=4000,
+                      help="labelled searches the query model is fine-tuned on (bounds CPU time)")
     demo.add_argument("--preset", default="small", help="synthetic data size (tiny for a quick look)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--epochs", type=int, help="override training.epochs")
@@ -83,10 +88,26 @@ def run_demo(args) -> int:
     for exported in paths.values():
         print(f"exported {exported}")
 
-    _banner("8. serve requests: retrieve from the whole catalog, then rank with the CTR model")
+    _banner("8. fine-tune the BERT query-understanding model (intent, slots, embedding)")
+    from tfrec.export.intent import export_intent
+    from tfrec.training.intent_job import load_intent_config, train_intent
+
+    intent_dir = os.path.join(args.out, "runs/intent")
+    intent_overrides = {"data.dataset.source": "directory", "data.dataset.path": data_dir, "run_dir": intent_dir,
+                        "data.max_queries": args.intent_queries}
+    if args.epochs:
+        intent_overrides["training.epochs"] = args.epochs
+    intent = train_intent(load_intent_config(args.intent_config, intent_overrides))
+
+    _banner("9. export the query-understanding model (raw strings in)")
+    intent_path = export_intent(intent.model, models_dir, "intent", info={"metrics": intent.report.to_dict()})
+    print(f"exported {intent_path}")
+
+    _banner("10. serve requests: understand the query, retrieve from the whole catalog, filter, rank with CTR")
     from tfrec.cli.demo_pipeline import serve_samples
 
-    serve_samples(dataset, synthetic.ground_truth, paths["retrieval"], path, retrieval_config, config, args.requests)
+    serve_samples(dataset, synthetic.ground_truth, paths["retrieval"], path, retrieval_config, config, args.requests,
+                  intent_path=intent_path)
     print(f"\nTensorBoard: tensorboard --logdir {args.out}/runs   Models: {models_dir}")
     return 0
 

@@ -1,8 +1,11 @@
-"""The demo's serving path: a request goes through the reloaded retrieval SavedModel (whole catalog → top-k
-candidates), then the reloaded CTR SavedModel ranks those candidates, and the synthetic ground truth says how good
+"""The demo's serving path: a search is first parsed by the reloaded query-understanding SavedModel (intent and
+filters), the reloaded retrieval SavedModel finds top-k candidates in the whole catalog, candidates outside the
+parsed price limits are dropped, then the reloaded CTR SavedModel ranks the rest, and the synthetic ground truth says how good
 the final list is compared with what the shop actually showed for that request."""
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
@@ -41,13 +44,37 @@ def _history_at(history, user: str, ts: int, length: int) -> str:
     return " ".join(history["items"][rows][-length:].tolist())
 
 
+def understand_query(understand, query: str) -> dict:
+    """The query model's intent and non-empty filters for one search, as plain Python values."""
+    out = {k: v.numpy()[0] for k, v in understand(query=np.array([query], dtype=object)).items()}
+    text = lambda v: v.decode("utf-8") if isinstance(v, bytes) else v  # noqa: E731
+    filters = {k: text(out[k]) for k in ("brand", "color", "size", "gender", "material") if text(out[k])}
+    filters.update({k: float(out[k]) for k in ("price_min", "price_max") if not np.isnan(out[k])})
+    return {"intent": text(out["intent"]), "probability": float(out["intent_probability"]), "filters": filters}
+
+
+def _within_price(prices: np.ndarray, filters: dict) -> np.ndarray:
+    keep = np.ones(len(prices), dtype=bool)
+    if "price_min" in filters:
+        keep &= prices >= filters["price_min"]
+    if "price_max" in filters:
+        keep &= prices <= filters["price_max"]
+    return keep
+
+
 def serve_samples(dataset, ground_truth, retrieval_path: str, ctr_path: str, retrieval_config, ctr_config,
-                  per_kind: int = 2, show: int = 5) -> None:
-    """Prints, per sample request, the top of the retrieve-then-rank list beside the truth."""
+                  per_kind: int = 2, show: int = 5, intent_path: Optional[str] = None) -> None:
+    """Prints, per sample request, the parsed query and the top of the retrieve-(filter-)then-rank list beside the
+    truth."""
     from tfrec.export.loading import check_request, saved_model_predictor
     import tensorflow as tf
 
     retrieve = tf.saved_model.load(retrieval_path).signatures["serving_default"]
+    understand = None
+    if intent_path:
+        import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's ops before the SavedModel loads)
+
+        understand = tf.saved_model.load(intent_path).signatures["serving_default"]
     rank = saved_model_predictor(ctr_path, output="click_probability")
     examples, picked = newest_requests(dataset, per_kind)
     catalog = catalog_columns(dataset)
@@ -60,6 +87,13 @@ def serve_samples(dataset, ground_truth, retrieval_path: str, ctr_path: str, ret
         request[HISTORY] = np.array([_history_at(history, examples["user_id"][i], examples["timestamp"][i], length)], object)
         candidates = retrieve(**check_request(retrieve, request))["item_ids"].numpy()[0].astype(str)
         rows = np.array([row_of[c] for c in candidates])
+        query = examples["query"][i]
+        parsed = understand_query(understand, query) if understand is not None and query else None
+        retrieved = len(candidates)
+        if parsed:
+            keep = _within_price(catalog["price"][rows], parsed["filters"])
+            if keep.any():  # a limit nothing satisfies is ignored rather than answering with nothing
+                candidates, rows = candidates[keep], rows[keep]
         features = {}
         for name in ctr_config.feature_spec.names:
             features[name] = catalog[name][rows] if name in catalog else np.repeat(examples[name][i : i + 1], len(rows))
@@ -74,10 +108,12 @@ def serve_samples(dataset, ground_truth, retrieval_path: str, ctr_path: str, ret
                                                      positions=np.zeros(len(shown), dtype=np.int64))
         top = min(show, len(order))
         gains.append((truth[order[:top]].mean(), shown_truth.mean()))
-        query = examples["query"][i]
         kind = f'search "{query}"' if query else "recommendation"
-        print(f"\nrequest {rid} by {examples['user_id'][i]} ({kind}): {len(candidates)} candidates from "
+        print(f"\nrequest {rid} by {examples['user_id'][i]} ({kind}): {retrieved} candidates from "
               f"{len(catalog['item_id'])} items, ranked by P(click)")
+        if parsed:
+            print(f"  understood: intent {parsed['intent']} (p={parsed['probability']:.2f}), filters "
+                  f"{parsed['filters'] or 'none'}; {len(candidates)} candidates within the price limits")
         print(f"  {'rank':>4} {'P(click)':>8} {'true':>6}  {'price':>8}  item")
         for r, j in enumerate(order[:top], 1):
             c = rows[j]

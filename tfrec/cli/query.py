@@ -33,6 +33,8 @@ def _version_dir(path: str) -> str:
 
 
 def _plain(value):
+    if hasattr(value, "item"):  # numpy scalars (bytes come back as plain bytes)
+        value = value.item()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, float) and math.isnan(value):
@@ -42,6 +44,7 @@ def _plain(value):
 
 def run_query_understand(args) -> int:
     import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's ops before the SavedModel loads)
 
     queries = tf.constant(args.queries)
     if args.model:
@@ -59,9 +62,9 @@ def run_query_understand(args) -> int:
             "intent_probability": round(float(outputs["intent_probability"][i]), 4),
             "top_intents": [[_plain(n), round(float(p), 4)]
                             for n, p in zip(outputs["top_intents"][i], outputs["top_probabilities"][i])],
-            "filters": {k: _plain(outputs[k][i].item()) for k in
+            "filters": {k: _plain(outputs[k][i]) for k in
                         ("category", "brand", "color", "size", "gender", "material", "price_min", "price_max")
-                        if _plain(outputs[k][i].item()) not in ("", None)},
+                        if _plain(outputs[k][i]) not in ("", None)},
         }
         if args.embedding:
             parsed["embedding"] = [round(float(x), 5) for x in outputs["embedding"][i]]

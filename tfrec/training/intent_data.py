@@ -19,7 +19,7 @@ import numpy as np
 from tfrec.data.query_labels import SLOT_NAMES, labelled_queries_from_ground_truth, read_labelled_queries, slot_spans
 from tfrec.data.schema import Table
 from tfrec.data.sources import DataConfig, load_source
-from tfrec.text.slots import BIO_TAGS, spans_to_bio
+from tfrec.text.slots import char_spans_to_byte_spans, spans_to_bio
 
 SPLITS = ("train", "validation", "test")
 CHOSEN_EVENTS = ("click", "add_to_cart", "purchase")
@@ -154,20 +154,8 @@ def encode_examples(data: LabelledQueries, intents: List[str], tokenizer, max_le
             if not has_slots:
                 continue
             valid = starts[j] >= 0
-            row_tags = spans_to_bio(starts[j][valid], ends[j][valid], _byte_spans(str(query), data.spans[start + j]))
+            row_tags = spans_to_bio(starts[j][valid], ends[j][valid], char_spans_to_byte_spans(str(query), data.spans[start + j]))
             positions = np.flatnonzero(valid)
             tags[start + j, positions] = row_tags
     return {"query": data.queries.astype(object), "intent": intent, "slot_tags": tags,
             "title": data.titles.astype(object)}
-
-
-def _byte_spans(query: str, spans) -> List[Tuple[int, int, str]]:
-    """Character spans → UTF-8 byte spans (the tokenizer's offsets are bytes)."""
-    if query.isascii():
-        return list(spans)
-    prefix = [len(query[:i].encode("utf-8")) for i in range(len(query) + 1)]
-    return [(prefix[s], prefix[e], slot) for s, e, slot in spans]
-
-
-def bio_tag_names() -> List[str]:
-    return list(BIO_TAGS)
