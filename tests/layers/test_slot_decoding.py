@@ -93,3 +93,11 @@ def test_decoder_survives_saving(tmp_path):
     loaded = tf.saved_model.load(str(tmp_path))
     out = loaded.f(tf.constant([CASES[0][0]]), tf.constant(tags), tf.constant(starts), tf.constant(ends))
     assert out["brand"].numpy()[0] == b"Nike" and float(out["price_max"].numpy()[0]) == 80.0
+
+
+def test_price_max_takes_the_last_tagged_span():
+    cases = [("lamps between 40 and 50", ["O", "O", "B-price_max", "O", "B-price_max"]),
+             ("rug 1 299 max", ["O", "B-price_max", "I-price_max", "O"])]
+    starts, ends, tags = _batch(cases)
+    out = SlotDecoder()(tf.constant([c[0] for c in cases]), tf.constant(tags), tf.constant(starts), tf.constant(ends))
+    np.testing.assert_allclose(out["price_max"].numpy(), [50.0, 1299.0])

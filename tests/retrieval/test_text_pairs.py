@@ -12,7 +12,7 @@ import pytest
 
 from tfrec.data.schema import CATALOG_SCHEMA, Table
 from tfrec.retrieval.base import Candidate
-from tfrec.retrieval.fusion import (fit_fusion_weights, fuse_batch, reciprocal_rank_fusion,
+from tfrec.retrieval.fusion import (fit_fusion_weights, fit_score_fusion, fuse_batch, reciprocal_rank_fusion,
                                     weighted_reciprocal_rank_fusion)
 from tfrec.retrieval.text_pairs import (DenseTextChannel, TextPairsConfig, pseudo_queries, train_text_two_tower,
                                         training_pairs)
@@ -44,7 +44,7 @@ def toy():
     q, items, rel = map(np.array, zip(*train))
     pairs = training_pairs(q.astype(object), items.astype(object), rel.astype(float), titles, 2.5)
     config = TextPairsConfig(hash_bins=4096, embedding_dim=32, output_dim=32, batch_size=32, epochs=12,
-                             optimizer="adagrad", learning_rate=0.2, shared_embeddings=True, seed=0)
+                             learning_rate=0.2, pseudo_queries=0.0, seed=0)
     model = train_text_two_tower(pairs, catalog, config)
     relevant = {}
     for query, item, _ in judged:
@@ -119,3 +119,23 @@ def test_fit_fusion_weights_drops_a_useless_channel():
         assert [set(c.item_id for c in row[3:5]) for row in fused] == relevant
     plain = fit_fusion_weights({"a": good, "b": good}, relevant)
     assert plain.weights == {"a": 1.0, "b": 1.0} and plain.k == 60.0  # ties keep plain RRF
+
+
+def test_score_fusion_learns_that_agreement_means_relevant():
+    # Each channel ranks two junk items of its own above the relevant item, which both list third.
+    rng = np.random.default_rng(0)
+    a, b, relevant = [], [], []
+    for q in range(80):
+        items = rng.permutation([f"q{q}i{j}" for j in range(40)]).tolist()
+        target, junk_a, junk_b, rest = items[0], items[1:3], items[3:5], items[5:]
+        relevant.append({target})
+        a.append(ranked(*junk_a, target, *rest[:15]))
+        b.append(ranked(*junk_b, target, *rest[15:30]))
+    train, test = slice(0, 60), slice(60, 80)
+    model = fit_score_fusion({"a": a[train], "b": b[train]}, relevant[train])
+    fused = model.fuse({"b": b[test], "a": a[test]}, limit=10)  # channel order does not matter
+    assert recall_at_k([[c.item_id for c in row] for row in fused], relevant[test], 1) == 1.0
+    assert recall_at_k([[c.item_id for c in row] for row in a[test]], relevant[test], 2) == 0.0
+    assert len(fused[0]) == 10 and fused[0][0].source == "score_fusion"
+    with pytest.raises(ValueError, match="fitted on channels"):
+        model.fuse({"a": a[test]})

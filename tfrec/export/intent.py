@@ -4,7 +4,8 @@
 - `intent` (the leaf name, or "unknown" below the confidence threshold), `intent_id` (-1 when unknown),
   `intent_probability`; `top_intents` / `top_intent_ids` / `top_probabilities` ([batch, top_k]);
 - the filters: `category` (= intent, '' when unknown), `brand`, `color`, `size`, `gender`, `material` (strings,
-  '' when absent), `price_min`, `price_max` (float32, NaN when absent);
+  '' when absent), `price_min`, `price_max` (float32, NaN when absent; from the tagger, or where it tags no limit
+  and `price_rules_fallback` is on, from the rule parser of `tfrec.text.price_limits`);
 - `embedding` ([batch, dim], L2-normalised; titles embedded by the same signature share its space).
 Tokenisation runs in the graph and batches are padded only to their longest query, not to 512.
 """
@@ -19,6 +20,7 @@ from tfrec.export.saved_model import export_saved_model
 from tfrec.features.spec import FeatureConfig, FeatureSpec
 from tfrec.layers.slot_decoding import SlotDecoder
 from tfrec.models.intent import QUERY, QueryUnderstandingModel
+from tfrec.text.price_limits import parse_price_limits
 
 UNKNOWN = "unknown"
 
@@ -43,6 +45,10 @@ def understand(model: QueryUnderstandingModel, queries: tf.Tensor, decoder: Opti
     best = tf.gather(names, top_ids[:, 0])
     tags = tf.argmax(out["slot_logits"], axis=-1, output_type=tf.int32)
     filters = decoder(queries, tags, out["token_starts"], out["token_ends"])
+    if model.config.price_rules_fallback:
+        rule_min, rule_max = parse_price_limits(queries)
+        filters["price_min"] = tf.where(tf.math.is_nan(filters["price_min"]), rule_min, filters["price_min"])
+        filters["price_max"] = tf.where(tf.math.is_nan(filters["price_max"]), rule_max, filters["price_max"])
     return {
         "intent": tf.where(known, best, UNKNOWN),
         "intent_id": tf.where(known, top_ids[:, 0], -1),

@@ -4,17 +4,19 @@ Serving runs).
 
 Re-indexing a changed catalog (new or removed items) only recomputes candidate embeddings and writes a new version
 of the retrieval model; the towers are not retrained.
+
+`export_two_tower` traces the query tower once (`query_function`) for both the retrieval model and the query tower.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from tfrec._tfrs import tfrs
-from tfrec.export.saved_model import export_saved_model
+from tfrec.export.saved_model import default_row, export_saved_model
 from tfrec.models.two_tower import TwoTowerModel
 
 
@@ -23,15 +25,24 @@ def embed_candidates(model: TwoTowerModel, catalog_features: Mapping[str, np.nda
     return model.candidate_tower.embed(catalog_features, batch_size)
 
 
-def build_brute_force_index(model: TwoTowerModel, item_ids: np.ndarray, embeddings: np.ndarray, k: int):
-    """A tfrs BruteForce layer over the given candidate embeddings, querying through the query tower."""
+def build_brute_force_index(model: TwoTowerModel, item_ids: np.ndarray, embeddings: np.ndarray, k: int,
+                            query_tower: bool = True):
+    """A tfrs BruteForce layer over the given candidate embeddings, querying through the query tower (or, with
+    `query_tower=False`, taking query embeddings)."""
     if len(item_ids) != len(embeddings):
         raise ValueError(f"{len(item_ids)} item ids but {len(embeddings)} embeddings")
     if len(item_ids) == 0:
         raise ValueError("cannot index an empty catalog")
-    index = tfrs.layers.factorized_top_k.BruteForce(model.query_tower, k=min(k, len(item_ids)))
+    index = tfrs.layers.factorized_top_k.BruteForce(model.query_tower if query_tower else None, k=min(k, len(item_ids)))
     index.index(tf.constant(embeddings, tf.float32), tf.constant(np.asarray(item_ids).astype(str)))
     return index
+
+
+def query_function(model: TwoTowerModel) -> Callable[[Dict[str, tf.Tensor]], tf.Tensor]:
+    """The query tower (raw query features → normalised embedding) as one traced concrete function."""
+    spec = model.query_tower.encoder.spec
+    model.query_embedding(default_row(spec))  # variables first, so the trace below happens once
+    return tf.function(model.query_embedding, input_signature=[spec.signature()]).get_concrete_function()
 
 
 def export_retrieval(
@@ -43,25 +54,31 @@ def export_retrieval(
     version: Optional[int] = None,
     info: Optional[Mapping] = None,
     overwrite: bool = False,
+    query_fn: Optional[Callable] = None,
 ) -> str:
-    """Writes the retrieval model: raw query features in, `item_ids` [batch, k] and `scores` [batch, k] out."""
+    """Writes the retrieval model: raw query features in, `item_ids` [batch, k] and `scores` [batch, k] out.
+    `query_fn` (default `query_function(model)`) embeds the queries."""
     embeddings = embed_candidates(model, catalog_features)
     k = min(k, len(embeddings))
-    index = build_brute_force_index(model, catalog_features[model.config.candidate_id], embeddings, k)
+    index = build_brute_force_index(model, catalog_features[model.config.candidate_id], embeddings, k, query_tower=False)
+    query_fn = query_fn or query_function(model)
 
     def outputs(features) -> Dict[str, tf.Tensor]:
-        scores, ids = index(features)
+        scores, ids = index(query_fn(features))
         return {"item_ids": ids, "scores": scores}
 
+    state = tf.Module()  # what the signature reads: the index and the query tower
+    state.index, state.query_tower = index, model.query_tower
     card = {"model": "two_tower_retrieval", "k": int(k), "catalog_size": int(len(embeddings)), **dict(info or {})}
-    return export_saved_model(index, outputs, model.query_tower.encoder.spec, base_dir, name, version, card, overwrite)
+    return export_saved_model(state, outputs, model.query_tower.encoder.spec, base_dir, name, version, card, overwrite)
 
 
 def export_query_tower(model: TwoTowerModel, base_dir: str, name: str = "query_tower", version: Optional[int] = None,
-                       info: Optional[Mapping] = None, overwrite: bool = False) -> str:
+                       info: Optional[Mapping] = None, overwrite: bool = False, query_fn: Optional[Callable] = None) -> str:
     """Raw query features in, the normalised `embedding` out."""
+    query_fn = query_fn or model.query_embedding
     return export_saved_model(
-        model.query_tower, lambda f: {"embedding": model.query_embedding(f)}, model.query_tower.encoder.spec,
+        model.query_tower, lambda f: {"embedding": query_fn(f)}, model.query_tower.encoder.spec,
         base_dir, name, version, {"model": "two_tower_query_tower", **dict(info or {})}, overwrite,
     )
 
@@ -79,8 +96,9 @@ def export_two_tower(model: TwoTowerModel, catalog_features: Mapping[str, np.nda
                      name: str = "retrieval", k: int = 100, version: Optional[int] = None,
                      info: Optional[Mapping] = None, overwrite: bool = False) -> Dict[str, str]:
     """All three exports: `<name>` (retrieval with the catalog), `<name>_query_tower`, `<name>_candidate_tower`."""
+    query_fn = query_function(model)
     return {
-        "retrieval": export_retrieval(model, catalog_features, base_dir, name, k, version, info, overwrite),
-        "query_tower": export_query_tower(model, base_dir, f"{name}_query_tower", version, info, overwrite),
+        "retrieval": export_retrieval(model, catalog_features, base_dir, name, k, version, info, overwrite, query_fn),
+        "query_tower": export_query_tower(model, base_dir, f"{name}_query_tower", version, info, overwrite, query_fn),
         "candidate_tower": export_candidate_tower(model, base_dir, f"{name}_candidate_tower", version, info, overwrite),
     }

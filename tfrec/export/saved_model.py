@@ -6,6 +6,11 @@ Every export has
   feature a client leaves out takes the spec's default;
 - `assets.extra/tfrec_model.json`: what the model is (kind, inputs, outputs, training metrics, feature spec).
 
+The SavedModel's root is a plain `tf.Module` that tracks only the state the two signatures read (the variables and
+lookup tables they capture, whose vocabulary files become assets), not the Keras model: saving a Keras model also
+traces and serialises every layer's call functions, which made export and every load (tf.saved_model.load, TF
+Serving) take tens of seconds. The signatures' outputs are the same either way.
+
 A version is written to a hidden temporary directory and renamed into place when complete, so a model server
 polling the base path never loads a half-written version.
 """
@@ -33,6 +38,41 @@ def existing_versions(model_dir: str):
     return sorted(int(d) for d in os.listdir(model_dir) if d.isdigit() and os.path.isdir(os.path.join(model_dir, d)))
 
 
+def default_row(spec: FeatureSpec) -> Dict[str, tf.Tensor]:
+    """A batch of one row of the spec's defaults. Exports call the model on it eagerly before tracing: a model
+    restored from a checkpoint creates its variables on its first call, and a first call inside tf.function is traced
+    twice (once creating the variables, once using them)."""
+    return {f.name: tf.constant([f.tf_default], f.tf_dtype) for f in spec.features}
+
+
+def _captured_state(module: tf.Module, functions) -> Optional[tf.Module]:
+    """A tf.Module tracking exactly the variables and resources (lookup tables and, through their initializers,
+    vocabulary assets) of `module` that the concrete `functions` capture, or None when some captured resource
+    handle is not one `module` tracks (then the caller saves `module` itself)."""
+    state: Dict[int, object] = {}
+    for obj in tf.train.TrackableView(module).descendants():
+        if isinstance(obj, tf.Variable):
+            handle = obj.handle
+        elif isinstance(obj, tf.saved_model.experimental.TrackableResource):
+            handle = obj.resource_handle
+        else:
+            continue
+        state.setdefault(id(handle), obj)
+    needed = {}
+    for fn in functions:
+        for tensor in fn.captured_inputs:
+            if tensor.dtype != tf.resource:
+                continue  # captured constants are saved inside the graph
+            if id(tensor) not in state:
+                return None
+            needed.setdefault(id(tensor), state[id(tensor)])
+    root = tf.Module()
+    objects = list(needed.values())
+    root.state_variables = [o for o in objects if isinstance(o, tf.Variable)]
+    root.resources = [o for o in objects if not isinstance(o, tf.Variable)]
+    return root
+
+
 def export_saved_model(
     module: tf.Module,
     outputs_fn: OutputsFn,
@@ -45,8 +85,8 @@ def export_saved_model(
 ) -> str:
     """Exports `outputs_fn(features)` (a dict of batch tensors) under `<base_dir>/<name>/<version>` and returns the path.
 
-    `module` is the tf.Module (usually the Keras model) whose variables and assets the signatures use; the version
-    defaults to one more than the newest existing version.
+    `module` is the tf.Module (usually the Keras model) whose variables and assets the signatures use (only those
+    are saved, see the module docstring); the version defaults to one more than the newest existing version.
     """
     model_dir = os.path.join(base_dir, name)
     versions = existing_versions(model_dir)
@@ -60,21 +100,25 @@ def export_saved_model(
     signature = spec.signature()
     parse_spec = spec.parse_spec()
 
-    @tf.function(input_signature=[signature])
-    def serve(features):
-        return outputs_fn(features)
+    outputs_fn(default_row(spec))  # creates a restored model's variables eagerly (see default_row)
+    # Traced once, outside tf.saved_model.save: handed tf.functions, save would trace them again (its save context
+    # is part of the trace cache key). serve_examples parses, then calls the same concrete function, so the model's
+    # graph is in the SavedModel once.
+    serve = tf.function(outputs_fn, input_signature=[signature]).get_concrete_function()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve_examples(examples):
-        return outputs_fn(tf.io.parse_example(examples, parse_spec))
+    def examples_fn(examples):
+        return serve(tf.io.parse_example(examples, parse_spec))
+
+    serve_examples = examples_fn.get_concrete_function()
 
     os.makedirs(model_dir, exist_ok=True)
     staging = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}-{int(time.time() * 1000)}")
     try:
-        tf.saved_model.save(
-            module, staging, signatures={"serving_default": serve, "serving_examples": serve_examples}
-        )
-        outputs = serve.get_concrete_function().structured_outputs
+        root = _captured_state(module, [serve, serve_examples])
+        root = module if root is None else root
+        tf.saved_model.save(root, staging, signatures={"serving_default": serve, "serving_examples": serve_examples})
+        outputs = serve.structured_outputs
         card = {
             "name": name,
             "version": version,

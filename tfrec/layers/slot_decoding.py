@@ -1,7 +1,7 @@
 """Turns per-wordpiece BIO slot tags into structured filters inside the graph, so the exported query-understanding
 model answers "red nike shoes under $80" with brand='nike', color='red', price_max=80.0 from raw strings alone.
 
-For each slot the first tagged span wins: it starts at the first token tagged B-slot (or I-slot, when the tagger
+For each slot the first tagged span wins (for price_max the last one, as ranges name the upper limit second): it starts at the first token tagged B-slot (or I-slot, when the tagger
 skipped the B) and runs over the following I-slot tokens; its text is the byte range of those wordpieces in the
 original query (`token_starts`/`token_ends` from the tokenizer), so casing and spelling are the shopper's own.
 Prices are read from their span's digits; gender spans are normalised to men / women / kids.
@@ -33,6 +33,19 @@ def _first_span(tags: tf.Tensor, begin: int, inside: int):
     return has, first, last
 
 
+def _last_span(tags: tf.Tensor, begin: int, inside: int):
+    """(has_span [b], first token [b], last token [b]) of the last span tagged begin/inside in each row."""
+    length = tf.shape(tags)[1]
+    positions = tf.range(length)[None, :]
+    is_begin, in_span = tf.equal(tags, begin), tf.equal(tags, begin) | tf.equal(tags, inside)
+    has = tf.reduce_any(in_span, axis=1)
+    last = tf.reduce_max(tf.where(in_span, positions, -1), axis=1)
+    previous_in = tf.pad(in_span[:, :-1], [[0, 0], [1, 0]])
+    opens = is_begin | (in_span & ~previous_in)
+    first = tf.reduce_max(tf.where(opens & (positions <= last[:, None]), positions, -1), axis=1)
+    return has, tf.maximum(first, 0), tf.maximum(last, 0)
+
+
 def _gender_pattern(target: str) -> str:
     forms = sorted({f.lower() for f in GENDER_FORMS[target]}, key=len, reverse=True)
     return "(?i)(" + "|".join(tf.compat.as_str(f).replace("'", "'?").replace(".", r"\.") for f in forms) + ")"
@@ -59,7 +72,9 @@ class SlotDecoder(tf.keras.layers.Layer):
         tag_ids = tf.where(token_starts >= 0, tf.cast(tag_ids, tf.int32), self._outside)
         out = {}
         for slot in SLOT_NAMES:
-            has, first, last = _first_span(tag_ids, *self._ids[slot])
+            # An upper limit is the last price tagged as one: "between 40 and 50", "$40-$60" name it second.
+            find = _last_span if slot == "price_max" else _first_span
+            has, first, last = find(tag_ids, *self._ids[slot])
             start = tf.gather(token_starts, first, batch_dims=1)
             end = tf.gather(token_ends, last, batch_dims=1)
             length = tf.maximum(end - start, 0)

@@ -56,6 +56,7 @@ class IntentModelConfig:
     contrastive_temperature: float = 0.05
     head_learning_rate_multiplier: float = 20.0  # the fresh heads learn this much faster than the pretrained encoder
     unknown_below: float = 0.3  # intent is "unknown" when the top probability is below this
+    price_rules_fallback: bool = True  # where the tagger finds no price limit, the rule parser's (text/price_limits)
     top_k: int = 3
     loss_weights: LossWeights = dataclasses.field(default_factory=LossWeights)
 
@@ -134,9 +135,13 @@ class QueryUnderstandingModel(tfrs.models.Model):
         encoder = [v for v in self.trainable_variables if v.ref() in encoder_ids]
         heads = [v for v in self.trainable_variables if v.ref() not in encoder_ids]
         gradients = tape.gradient(total_loss, encoder + heads)
-        if encoder:
-            self.optimizer.apply_gradients(zip(gradients[: len(encoder)], encoder))
-        self.head_optimizer.apply_gradients(zip(gradients[len(encoder):], heads))
+        # A head whose loss weight is 0 gets no gradients; Keras refuses an update where every gradient is None.
+        encoder_updates = [(g, v) for g, v in zip(gradients[: len(encoder)], encoder) if g is not None]
+        head_updates = [(g, v) for g, v in zip(gradients[len(encoder):], heads) if g is not None]
+        if encoder_updates:
+            self.optimizer.apply_gradients(encoder_updates)
+        if head_updates:
+            self.head_optimizer.apply_gradients(head_updates)
         metrics = {m.name: m.result() for m in self.metrics}
         metrics["loss"] = loss
         return metrics

@@ -2,8 +2,11 @@
 
 BM25 scores and embedding cosines live on different scales, so RRF uses only ranks: an item scores
 sum_i w_i / (k + rank_i) over the lists it appears in (rank 1-based). `k` (60 in the paper) damps the head, so an item
-ranked well by two channels beats one ranked first by a single channel. `fit_fusion_weights` picks the weights and k
-on held-out judged queries (see the section "learned weights" below).
+ranked well by two channels beats one ranked first by a single channel.
+
+Learned variants, both fitted on judged queries the channels were not trained on: `fit_fusion_weights` grid-searches
+per-channel RRF weights and k; `fit_score_fusion` fits a logistic model over each candidate's ranks and scores in
+every channel (it can use what ranks discard, e.g. how close a score is to the query's best).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import itertools
 import math
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
+import numpy as np
+
 from tfrec.retrieval.base import Candidate
 
-__all__ = ["FusionWeights", "fit_fusion_weights", "fuse_batch", "reciprocal_rank_fusion",
-           "weighted_reciprocal_rank_fusion"]
+__all__ = ["FusionWeights", "ScoreFusion", "fit_fusion_weights", "fit_score_fusion", "fuse_batch",
+           "reciprocal_rank_fusion", "weighted_reciprocal_rank_fusion"]
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[Candidate]], k: float = 60.0,
@@ -144,3 +149,100 @@ def fit_fusion_weights(per_source: Mapping[str, Sequence[Sequence[Candidate]]], 
             if best is None or value > best.score:
                 best = FusionWeights(dict(zip(names, combo)), float(k), metric, float(value))
     return best
+
+
+# --------------------------------------------------------------------------------------------- learned scores
+# RRF throws the channels' scores away. A channel's score still says something rank does not - a BM25 score far
+# below the query's best hit, a cosine close to the top one - so `fit_score_fusion` learns a logistic model over a
+# few rank and score features of each candidate in each channel, on judged queries, and ranks by its probability.
+
+_FEATURES_PER_CHANNEL = 5
+
+
+def _channel_features(ranking: Sequence[Candidate], items: List[str], depth: int) -> np.ndarray:
+    """Per item: 1/(10+rank), 1/(60+rank), log(rank) (absent = depth+1), score relative to the list's best and
+    worst (0..1; absent = 0) and presence."""
+    first: Dict[str, tuple] = {}
+    for rank, c in enumerate(ranking, start=1):
+        first.setdefault(c.item_id, (rank, c.score))
+    scores = [c.score for c in ranking]
+    top, bottom = (max(scores), min(scores)) if scores else (1.0, 0.0)
+    span = top - bottom if top > bottom else 1.0
+    out = np.zeros((len(items), _FEATURES_PER_CHANNEL))
+    for row, item in enumerate(items):
+        rank, score = first.get(item, (depth + 1, None))
+        out[row, :3] = (1.0 / (10 + rank), 1.0 / (60 + rank), math.log(rank))
+        if score is not None:
+            out[row, 3:] = ((score - bottom) / span, 1.0)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreFusion:
+    """A logistic model over every channel's rank/score features; `fuse` ranks the union of the channels' lists."""
+
+    channels: List[str]
+    coefficients: List[float]
+    mean: List[float]
+    scale: List[float]
+    depth: int = 100
+
+    def features(self, rankings: Sequence[Sequence[Candidate]]):
+        """The union of the rankings' items (first-listed first) and their feature matrix, channel by channel."""
+        items = list(dict.fromkeys(c.item_id for ranking in rankings for c in ranking))
+        parts = [_channel_features(r, items, self.depth) for r in rankings]
+        return items, (np.concatenate(parts, axis=1) if parts else np.zeros((0, 0)))
+
+    def fuse(self, per_source: Mapping[str, Sequence[Sequence[Candidate]]], limit: Optional[int] = None,
+             source: str = "score_fusion") -> List[List[Candidate]]:
+        if sorted(per_source) != sorted(self.channels):
+            raise ValueError(f"the model was fitted on channels {self.channels}, got {list(per_source)}")
+        w = np.asarray(self.coefficients)
+        out = []
+        for q in range(len(per_source[self.channels[0]])):
+            items, x = self.features([per_source[n][q] for n in self.channels])
+            if not items:
+                out.append([])
+                continue
+            z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ w[1:] + w[0]
+            order = sorted(range(len(items)), key=lambda i: (-z[i], items[i]))[: limit if limit is not None else None]
+            out.append([Candidate(items[i], float(z[i]), source) for i in order])
+        return out
+
+
+def fit_score_fusion(per_source: Mapping[str, Sequence[Sequence[Candidate]]], relevant: Sequence[Iterable[str]],
+                     l2: float = 1.0, iterations: int = 25, depth: int = 100) -> ScoreFusion:
+    """Fits `ScoreFusion` (L2-regularised logistic regression, Newton steps) on queries with judgments: every item
+    of the union of a query's lists is one example, labelled 1 when it is in `relevant[q]`. Queries with no relevant
+    item are skipped. As with `fit_fusion_weights`, fit on queries the channels were not trained on."""
+    names = list(per_source)
+    relevant = [set(r) for r in relevant]
+    if not names or any(len(per_source[n]) != len(relevant) for n in names):
+        raise ValueError(f"need rankings for every query from at least one channel: "
+                         f"{[len(per_source[n]) for n in names]} rankings vs {len(relevant)} relevant sets")
+    probe = ScoreFusion(names, [], [], [], depth)
+    xs, ys = [], []
+    for q, rel in enumerate(relevant):
+        if not rel:
+            continue
+        items, x = probe.features([per_source[n][q] for n in names])
+        xs.append(x)
+        ys.append(np.array([i in rel for i in items], dtype=np.float64))
+    if not xs or not any(y.any() for y in ys):
+        raise ValueError("no query has a relevant item among the channels' candidates: nothing to fit")
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    design = np.hstack([np.ones((len(x), 1)), (x - mean) / scale])
+    w = np.zeros(design.shape[1])
+    penalty = np.full(design.shape[1], l2)
+    penalty[0] = 0.0  # the intercept is not shrunk
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-design @ w))
+        gradient = design.T @ (p - y) + penalty * w
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.max(np.abs(step)) < 1e-6:
+            break
+    return ScoreFusion(names, w.tolist(), mean.tolist(), scale.tolist(), depth)
