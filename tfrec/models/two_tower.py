@@ -33,6 +33,21 @@ SAMPLING_PROBABILITY = "candidate_sampling_probability"
 
 
 @dataclasses.dataclass
+class TextEncoderConfig:
+    """A pretrained BERT sentence embedding (tfrec.text.BertEncoder) of one text feature, concatenated to the tower's
+    own embeddings: the query-understanding encoder's semantic view of the search text, beside its tokens."""
+
+    feature: str
+    checkpoint: Optional[str] = None  # a Hugging Face BERT directory; None: the packaged all-MiniLM-L6-v2
+    max_length: int = 32
+    trainable_layers: int = 0  # 0 keeps the encoder frozen (fast); N fine-tunes its top N layers
+
+    def validate(self) -> None:
+        if self.max_length < 3 or self.trainable_layers < -1:
+            raise ValueError("text_encoder: max_length must be >= 3 and trainable_layers >= -1")
+
+
+@dataclasses.dataclass
 class TowerConfig:
     """The features a tower reads, its embedding size and MLP."""
 
@@ -44,8 +59,15 @@ class TowerConfig:
     sequence_pooling: Literal["mean", "attention", "transformer"] = "attention"
     num_heads: int = 2
     feature_dropout: Dict[str, float] = dataclasses.field(default_factory=dict)
+    text_encoder: Optional[TextEncoderConfig] = None
+
+    def __post_init__(self):
+        if isinstance(self.text_encoder, dict):  # rebuilt from get_config
+            self.text_encoder = TextEncoderConfig(**self.text_encoder)
 
     def validate(self) -> None:
+        if self.text_encoder is not None and self.text_encoder.feature not in self.features:
+            raise ValueError(f"text_encoder.feature {self.text_encoder.feature!r} is not one of this tower's features")
         if not self.features:
             raise ValueError("a tower needs at least one feature")
         if self.output_dim < 1 or self.embedding_dim < 1 or any(h < 1 for h in self.hidden) or self.num_heads < 1:
@@ -114,6 +136,16 @@ class Tower(tf.keras.layers.Layer):
                 layers.append(tf.keras.layers.Dropout(config.dropout))
         layers.append(tf.keras.layers.Dense(config.output_dim))
         self.mlp = tf.keras.Sequential(layers, name="mlp")
+        self.text_encoder = None
+        if config.text_encoder is not None:
+            from tfrec.text.bert_checkpoint import resolve_checkpoint
+            from tfrec.text.bert_encoder import BertEncoder
+
+            text = config.text_encoder
+            if spec[text.feature].dtype != "string":
+                raise ValueError(f"text_encoder.feature {text.feature!r} must be a string feature")
+            self.text_encoder = BertEncoder(resolve_checkpoint(text.checkpoint), max_length=text.max_length,
+                                            trainable_layers=text.trainable_layers, name="text_encoder")
 
     def get_config(self):
         config = super().get_config()
@@ -131,6 +163,9 @@ class Tower(tf.keras.layers.Layer):
         if training:
             inputs = self._drop_features(inputs)
         x = self.embeddings(self.encoder(inputs), training=training)
+        if self.text_encoder is not None:
+            text = tf.reshape(inputs[self.config.text_encoder.feature], [-1])
+            x = tf.concat([x, self.text_encoder(text, training=training)["embedding"]], axis=1)
         return tf.math.l2_normalize(self.mlp(x, training=training), axis=1)
 
     def embed(self, columns: Dict[str, "np.ndarray"], batch_size: int = 4096) -> "np.ndarray":
