@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "transformers>=4.57,<5",
     "tensorflow-text>=2.21,<2.22",
     "tensorflow-serving-api>=2.21,<2.22",
+    "prometheus-client>=0.17",  # tfrec serve's metrics endpoint
     "safetensors>=0.4",
     "numpy>=1.26",
     "pyyaml>=6.0",

@@ -11,7 +11,7 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADir
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfrec.cli import data, demo, evaluate, export, query, train, tune
+    from tfrec.cli import data, demo, evaluate, export, query, serve, train, tune
 
     parser = argparse.ArgumentParser(
         prog="tfrec",
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (data, train, tune, evaluate, export, query, demo):
+    for module in (data, train, tune, evaluate, export, query, serve, demo):
         module.register(commands)
     return parser
 
