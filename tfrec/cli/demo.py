@@ -5,7 +5,8 @@ export a SavedModel version → reload it from disk → score sample requests an
 train the two-tower retrieval model → export it with the catalog in the graph (plus both towers) → fine-tune the BERT
 query-understanding model → export it → serve sample requests through the reloaded SavedModels: the query model
 parses a search into intent and filters, retrieval finds candidates in the whole catalog, the parsed price limits
-filter them, and the CTR model ranks them.
+filter them, and the CTR model ranks them — every model called over gRPC through tfrec's TF Serving-compatible
+model server.
 """
 
 from __future__ import annotations
@@ -103,11 +104,19 @@ def run_demo(args) -> int:
     intent_path = export_intent(intent.model, models_dir, "intent", info={"metrics": intent.report.to_dict()})
     print(f"exported {intent_path}")
 
-    _banner("10. serve requests: understand the query, retrieve from the whole catalog, filter, rank with CTR")
-    from tfrec.cli.demo_pipeline import serve_samples
+    _banner("10. serve requests through the model server (gRPC PredictionService on 127.0.0.1)")
+    from tfrec.cli.demo_pipeline import models_config, serve_samples
+    from tfrec.server import build_server
+    from tfrec.server.client import PredictionClient
 
-    serve_samples(dataset, synthetic.ground_truth, paths["retrieval"], path, retrieval_config, config, args.requests,
-                  intent_path=intent_path)
+    config_path = models_config(models_dir, ["ctr", "retrieval", "intent"])
+    server, port = build_server(config_path, host="127.0.0.1", port=0)
+    print(f"tfrec serve --model_config_file {config_path}: listening on 127.0.0.1:{port}")
+    try:
+        with PredictionClient(f"127.0.0.1:{port}") as client:
+            serve_samples(dataset, synthetic.ground_truth, client, retrieval_config, config, args.requests)
+    finally:
+        server.stop(5)
     print(f"\nTensorBoard: tensorboard --logdir {args.out}/runs   Models: {models_dir}")
     return 0
 

@@ -1,11 +1,10 @@
-"""The demo's serving path: a search is first parsed by the reloaded query-understanding SavedModel (intent and
-filters), the reloaded retrieval SavedModel finds top-k candidates in the whole catalog, candidates outside the
-parsed price limits are dropped, then the reloaded CTR SavedModel ranks the rest, and the synthetic ground truth says how good
+"""The demo's serving path, through the model server's gRPC PredictionService (what a shop's backend would call):
+a search is first parsed by the query-understanding model (intent and filters), the retrieval model finds top-k
+candidates in the whole catalog, candidates outside the parsed price limits are dropped, then the CTR model ranks
+the rest, and the synthetic ground truth says how good
 the final list is compared with what the shop actually showed for that request."""
 
 from __future__ import annotations
-
-from typing import Optional
 
 import numpy as np
 
@@ -44,9 +43,21 @@ def _history_at(history, user: str, ts: int, length: int) -> str:
     return " ".join(history["items"][rows][-length:].tolist())
 
 
-def understand_query(understand, query: str) -> dict:
+def models_config(models_dir: str, names) -> str:
+    """Writes `<models_dir>/models.config` (TF Serving's text format) serving `names` and returns its path."""
+    import os
+
+    entries = "".join(f'  config {{ name: "{n}" base_path: "{os.path.abspath(os.path.join(models_dir, n))}" '
+                      f'model_platform: "tensorflow" }}\n' for n in names)
+    path = os.path.join(models_dir, "models.config")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("model_config_list {\n" + entries + "}\n")
+    return path
+
+
+def understand_query(client, query: str) -> dict:
     """The query model's intent and non-empty filters for one search, as plain Python values."""
-    out = {k: v.numpy()[0] for k, v in understand(query=np.array([query], dtype=object)).items()}
+    out = {k: v[0] for k, v in client.predict("intent", {"query": [query]}).items()}
     text = lambda v: v.decode("utf-8") if isinstance(v, bytes) else v  # noqa: E731
     filters = {k: text(out[k]) for k in ("brand", "color", "size", "gender", "material") if text(out[k])}
     filters.update({k: float(out[k]) for k in ("price_min", "price_max") if not np.isnan(out[k])})
@@ -62,20 +73,11 @@ def _within_price(prices: np.ndarray, filters: dict) -> np.ndarray:
     return keep
 
 
-def serve_samples(dataset, ground_truth, retrieval_path: str, ctr_path: str, retrieval_config, ctr_config,
-                  per_kind: int = 2, show: int = 5, intent_path: Optional[str] = None) -> None:
-    """Prints, per sample request, the parsed query and the top of the retrieve-(filter-)then-rank list beside the
-    truth."""
-    from tfrec.export.loading import check_request, saved_model_predictor
-    import tensorflow as tf
-
-    retrieve = tf.saved_model.load(retrieval_path).signatures["serving_default"]
-    understand = None
-    if intent_path:
-        import tensorflow_text  # noqa: F401  (registers the in-graph tokenizer's ops before the SavedModel loads)
-
-        understand = tf.saved_model.load(intent_path).signatures["serving_default"]
-    rank = saved_model_predictor(ctr_path, output="click_probability")
+def serve_samples(dataset, ground_truth, client, retrieval_config, ctr_config, per_kind: int = 2, show: int = 5,
+                  understand: bool = True) -> None:
+    """Sends each sample request through the model server (gRPC Predict): the query model parses a search, the
+    retrieval model finds candidates, parsed price limits filter them, the CTR model ranks them; prints the top of
+    the list beside the truth."""
     examples, picked = newest_requests(dataset, per_kind)
     catalog = catalog_columns(dataset)
     row_of = {item: i for i, item in enumerate(catalog["item_id"].tolist())}
@@ -85,10 +87,10 @@ def serve_samples(dataset, ground_truth, retrieval_path: str, ctr_path: str, ret
     for i in picked:
         request = {n: examples[n][i : i + 1] for n in retrieval_config.query_features if n != HISTORY}
         request[HISTORY] = np.array([_history_at(history, examples["user_id"][i], examples["timestamp"][i], length)], object)
-        candidates = retrieve(**check_request(retrieve, request))["item_ids"].numpy()[0].astype(str)
+        candidates = client.predict("retrieval", request)["item_ids"][0].astype(str)
         rows = np.array([row_of[c] for c in candidates])
         query = examples["query"][i]
-        parsed = understand_query(understand, query) if understand is not None and query else None
+        parsed = understand_query(client, query) if understand and query else None
         retrieved = len(candidates)
         if parsed:
             keep = _within_price(catalog["price"][rows], parsed["filters"])
@@ -98,7 +100,7 @@ def serve_samples(dataset, ground_truth, retrieval_path: str, ctr_path: str, ret
         for name in ctr_config.feature_spec.names:
             features[name] = catalog[name][rows] if name in catalog else np.repeat(examples[name][i : i + 1], len(rows))
         features["position"] = np.zeros(len(rows), dtype=np.int64)
-        probs = rank(features)
+        probs = client.predict("ctr", features)["click_probability"].reshape(-1)
         order = np.argsort(-probs, kind="stable")
         rid = examples["request_id"][i]
         truth = ground_truth.click_probability(np.repeat(rid, len(rows)), candidates, positions=features["position"])
