@@ -1,7 +1,6 @@
 """The logistic CTR model: learns the synthetic shop's click model, and the exported SavedModel matches it exactly."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,29 +11,16 @@ from tfrec.data.examples import take
 from tfrec.export.ctr import export_ctr
 from tfrec.export.saved_model import load_model_info
 from tfrec.models.ctr import CTRModelConfig, build_ctr_model
-from tfrec.training.ctr_job import load_ctr_config, train_ctr
-
-CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "ctr.yaml")
-
-# A small but dense shop: every user has enough requests for user×category/brand weights to be learnable.
-DENSE_TINY = {"n_users": 100, "n_items": 300, "n_sessions": 12000}
+from tfrec.training.ctr_job import CTRRun, evaluate_run, predict, restore_ctr_run
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("ctr_run")
-    config = load_ctr_config(
-        CONFIG,
-        {
-            "data.preset": "tiny",
-            "data.seed": 11,
-            "data.synthetic": DENSE_TINY,
-            "training.epochs": 20,
-            "training.verbose": 0,
-            "run_dir": str(run_dir),
-        },
-    )
-    return config, train_ctr(config, log=lambda *_: None)
+def trained(ctr_run):
+    """configs/ctr.yaml trained for up to 20 epochs on a dense tiny shop (the session's shared run, see conftest.py):
+    its best checkpoint and test report, as `train_ctr` returns them."""
+    config, fitted, model = restore_ctr_run(str(ctr_run.run_dir))
+    report = evaluate_run(config, str(ctr_run.run_dir), lambda features: predict(model, features))
+    return config, CTRRun(str(ctr_run.run_dir), model, fitted, report)
 
 
 def test_reaches_the_ground_truth_auc_and_beats_popularity(trained):
@@ -53,6 +39,12 @@ def exported(trained, tmp_path_factory):
     return export_ctr(run.model, str(tmp_path_factory.mktemp("models")), "ctr", info={"note": "test"})
 
 
+@pytest.fixture(scope="module")
+def loaded(exported):
+    """The export, reloaded once for the tests below (they only call its signatures)."""
+    return tf.saved_model.load(exported)
+
+
 def _request_features(config, n=64):
     from tfrec.data.tfrecord import list_shards, read_columns
 
@@ -65,14 +57,13 @@ def _tensors(features):
     return {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in features.items()}
 
 
-def test_saved_model_reload_parity_on_both_signatures(trained, exported):
+def test_saved_model_reload_parity_on_both_signatures(trained, exported, loaded):
     config, run = trained
     path = exported
     assert path.endswith(os.path.join("ctr", "1"))
     features = _request_features(config)
     in_memory = run.model(_tensors(features)).numpy()
 
-    loaded = tf.saved_model.load(path)
     serving = loaded.signatures["serving_default"]
     from_disk = serving(**_tensors(features))
     np.testing.assert_allclose(from_disk["click_probability"].numpy(), in_memory, rtol=1e-6, atol=1e-7)
@@ -99,9 +90,8 @@ def test_saved_model_reload_parity_on_both_signatures(trained, exported):
     assert os.listdir(os.path.join(path, "assets"))  # vocabularies travel with the model
 
 
-def test_examples_signature_fills_missing_features_with_defaults(trained, exported):
+def test_examples_signature_fills_missing_features_with_defaults(trained, loaded):
     config, run = trained
-    loaded = tf.saved_model.load(exported)
     empty = tf.train.Example().SerializeToString()
     got = loaded.signatures["serving_examples"](examples=tf.constant([empty]))["click_probability"].numpy()
     defaults = {f.name: np.array([f.tf_default], dtype=object if f.dtype == "string" else None)
@@ -120,9 +110,9 @@ def test_unknown_ids_and_empty_text_still_score(trained):
     assert np.all(np.isfinite(p)) and np.all((p > 0) & (p < 1))
 
 
-def test_wrong_dtype_request_is_rejected_by_the_signature(trained, exported):
+def test_wrong_dtype_request_is_rejected_by_the_signature(trained, loaded):
     config, run = trained
-    serving = tf.saved_model.load(exported).signatures["serving_default"]
+    serving = loaded.signatures["serving_default"]
     features = _tensors(_request_features(config, 2))
     features["price"] = tf.constant(["cheap", "dear"])
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError), match="price|float"):

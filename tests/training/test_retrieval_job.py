@@ -33,6 +33,12 @@ def run(tmp_path_factory):
     return run_dir, models
 
 
+@pytest.fixture(scope="module")
+def served(run):
+    """The exported retrieval/1, loaded once: the tests below only call its serving signature."""
+    return tf.saved_model.load(str(run[1] / "retrieval" / "1"))
+
+
 def test_beats_popularity_on_full_catalog_recall_and_true_favourites(run):
     metrics = json.loads((run[0] / "metrics.json").read_text())
     ours, popularity = ({k: v for k, v in r["metrics"].items()} for r in metrics["test"])
@@ -56,33 +62,33 @@ def test_run_directory_has_logs_checkpoints_and_validation_recall(run):
     assert max(values) > values[0]  # training improved full-catalog validation recall
 
 
-def test_exported_model_returns_in_memory_top_k(run):
+def test_exported_model_returns_in_memory_top_k(run, served):
     run_dir, models = run
     config, _, model = restore_retrieval_run(str(run_dir))
     test = read_split(config, str(run_dir), "test")
     request = {n: tf.constant(test[n][:32].astype(str)) if test[n].dtype == object else tf.constant(test[n][:32])
                for n in config.query_features}
-    served = tf.saved_model.load(str(models / "retrieval" / "1")).signatures["serving_default"](**request)
+    out = served.signatures["serving_default"](**request)
     catalog = read_catalog(config, str(run_dir))
     scores = model.query_tower.embed({n: test[n][:32] for n in config.query_features}) @ model.candidate_tower.embed(catalog).T
     want = catalog["item_id"][np.argsort(-scores, axis=1, kind="stable")[:, :50]]
-    got = served["item_ids"].numpy().astype(str)
+    got = out["item_ids"].numpy().astype(str)
     assert got.shape == (32, 50)
     assert np.mean(got == want.astype(str)) > 0.99  # float ties may swap neighbours
-    np.testing.assert_allclose(served["scores"].numpy(), -np.sort(-scores, axis=1)[:, :50], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["scores"].numpy(), -np.sort(-scores, axis=1)[:, :50], rtol=1e-4, atol=1e-5)
     # The towers were exported beside it, with the same versions.
     assert (models / "retrieval_query_tower" / "1" / "saved_model.pb").exists()
     assert (models / "retrieval_candidate_tower" / "1" / "saved_model.pb").exists()
 
 
-def test_reindexing_a_changed_catalog_serves_a_new_item(run, tmp_path):
+def test_reindexing_a_changed_catalog_serves_a_new_item(run, served, tmp_path):
     run_dir, models = run
     from tfrec.data.dataset_io import load_dataset, write_dataset
     from tfrec.data.schema import Table
     from tfrec.data.synthetic import SyntheticConfig, generate
 
     config = load_retrieval_config(str(run_dir / "config.yaml"))
-    old = tf.saved_model.load(str(models / "retrieval" / "1")).signatures["serving_default"]
+    old = served.signatures["serving_default"]
     test = read_split(config, str(run_dir), "test")
     request = {n: tf.constant(test[n].astype(str)) if test[n].dtype == object else tf.constant(test[n])
                for n in config.query_features}
@@ -111,10 +117,10 @@ def test_reindexing_a_changed_catalog_serves_a_new_item(run, tmp_path):
     assert found > 0.5 and found > 4 * chance, (found, chance)
 
 
-def test_cold_start_empty_and_unknown_inputs_are_served(run):
+def test_cold_start_empty_and_unknown_inputs_are_served(run, served):
     run_dir, models = run
     config = load_retrieval_config(str(run_dir / "config.yaml"))
-    serve = tf.saved_model.load(str(models / "retrieval" / "1")).signatures["serving_default"]
+    serve = served.signatures["serving_default"]
     n = 4
     request = {
         "user_id": tf.constant(["", "never-seen-user", "", "never-seen-user"]),
@@ -153,11 +159,10 @@ def test_anonymous_searches_still_beat_popularity(run):
     assert ours > baseline + 0.05, (ours, baseline)
 
 
-def test_malformed_requests_fail_with_clear_errors(run):
+def test_malformed_requests_fail_with_clear_errors(served):
     from tfrec.export.loading import RequestError, check_request
 
-    _, models = run
-    serve = tf.saved_model.load(str(models / "retrieval" / "1")).signatures["serving_default"]
+    serve = served.signatures["serving_default"]
     good = {"user_id": ["u1"], "segment": [""], "age_band": [""], "recent_items": [""], "query": ["shoes"],
             "device": [""], "timestamp": [1_700_000_000]}
     assert serve(**check_request(serve, good))["item_ids"].shape == (1, 50)

@@ -41,8 +41,16 @@ def build_brute_force_index(model: TwoTowerModel, item_ids: np.ndarray, embeddin
 def query_function(model: TwoTowerModel) -> Callable[[Dict[str, tf.Tensor]], tf.Tensor]:
     """The query tower (raw query features → normalised embedding) as one traced concrete function."""
     spec = model.query_tower.encoder.spec
-    model.query_embedding(default_row(spec))  # variables first, so the trace below happens once
-    return tf.function(model.query_embedding, input_signature=[spec.signature()]).get_concrete_function()
+    try:
+        model.query_embedding(default_row(spec))  # variables first, so the trace below happens once
+    except Exception:  # noqa: BLE001 - only a speed-up, as in export_saved_model
+        pass
+
+    @tf.function(input_signature=[spec.signature()])
+    def embed(features):
+        return model.query_embedding(features)
+
+    return embed.get_concrete_function()
 
 
 def export_retrieval(

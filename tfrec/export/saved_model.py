@@ -6,10 +6,11 @@ Every export has
   feature a client leaves out takes the spec's default;
 - `assets.extra/tfrec_model.json`: what the model is (kind, inputs, outputs, training metrics, feature spec).
 
-The SavedModel's root is a plain `tf.Module` that tracks only the state the two signatures read (the variables and
-lookup tables they capture, whose vocabulary files become assets), not the Keras model: saving a Keras model also
-traces and serialises every layer's call functions, which made export and every load (tf.saved_model.load, TF
-Serving) take tens of seconds. The signatures' outputs are the same either way.
+A SavedModel holds just what serving needs, which makes export and every load (tf.saved_model.load, TF Serving)
+several times faster with the same signature outputs: the model's graph is traced once and stored once
+(`serving_examples` parses, then calls `serving_default`'s function), and the root is a plain `tf.Module` tracking
+only the variables and lookup tables (with their vocabulary assets) the signatures capture, not the Keras model,
+whose saving would also trace and store every built layer's call functions.
 
 A version is written to a hidden temporary directory and renamed into place when complete, so a model server
 polling the base path never loads a half-written version.
@@ -100,7 +101,10 @@ def export_saved_model(
     signature = spec.signature()
     parse_spec = spec.parse_spec()
 
-    outputs_fn(default_row(spec))  # creates a restored model's variables eagerly (see default_row)
+    try:
+        outputs_fn(default_row(spec))  # creates a restored model's variables eagerly (see default_row)
+    except Exception:  # noqa: BLE001 - only a speed-up: an error that is real fails the trace below as well
+        pass
     # Traced once, outside tf.saved_model.save: handed tf.functions, save would trace them again (its save context
     # is part of the trace cache key). serve_examples parses, then calls the same concrete function, so the model's
     # graph is in the SavedModel once.
