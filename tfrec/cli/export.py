@@ -1,7 +1,7 @@
 """`tfrec export --run DIR --base-dir DIR`: writes a trained run as TF Serving SavedModel versions.
 
-A CTR or intent run gives one model; a retrieval run gives three: `<name>` (raw request in, top-k item ids and scores out,
-the catalog in the graph), `<name>_query_tower` and `<name>_candidate_tower`. `--catalog DIR` re-indexes a
+A CTR, ranker or intent run gives one model; a retrieval run gives three: `<name>` (raw request in, top-k item ids
+and scores out, the catalog in the graph), `<name>_query_tower` and `<name>_candidate_tower`. `--catalog DIR` re-indexes a
 retrieval run against a changed catalog (a dataset directory) without retraining, as a new version.
 """
 
@@ -21,7 +21,7 @@ def register(commands) -> None:
     )
     ex.add_argument("--run", required=True, help="run directory written by `tfrec train`")
     ex.add_argument("--base-dir", required=True, help="model base path (TF Serving's model_base_path parent)")
-    ex.add_argument("--name", help="model name (directory under base-dir; default: ctr or retrieval)")
+    ex.add_argument("--name", help="model name (directory under base-dir; default: the job, e.g. ctr, ranker, retrieval)")
     ex.add_argument("--version", type=int, help="version number (default: newest existing + 1)")
     ex.add_argument("--overwrite", action="store_true", help="replace the version if it exists")
     ex.add_argument("--catalog", help="retrieval only: index this dataset directory's catalog instead of the run's")
@@ -57,6 +57,8 @@ def run_export(args) -> int:
         raise ValueError("--catalog and --k apply to retrieval runs only")
     if job == "intent":
         return _export_intent(args, info)
+    if job == "ranker":
+        return _export_ranker(args, info)
     from tfrec.export.ctr import export_ctr
     from tfrec.training.ctr_job import restore_ctr_run
 
@@ -102,5 +104,18 @@ def _export_intent(args, info) -> int:
     if metrics:
         info["metrics"] = {k: v for k, v in metrics.items() if v is not None}
     path = export_intent(model, args.base_dir, args.name or "intent", args.version, info, args.overwrite)
+    print(f"exported {path}")
+    return 0
+
+
+def _export_ranker(args, info) -> int:
+    from tfrec.export.ranker import export_ranker
+    from tfrec.training.ranker_job import restore_ranker_run
+
+    _, _, model = restore_ranker_run(args.run)
+    metrics = _metrics(args.run)
+    if metrics:
+        info["metrics"] = {head: rows for head, rows in metrics["heads"].items()}
+    path = export_ranker(model, args.base_dir, args.name or "ranker", args.version, info, args.overwrite)
     print(f"exported {path}")
     return 0

@@ -41,6 +41,17 @@ def register(commands) -> None:
     )
     add_config_arguments(intent, default="configs/intent.yaml")
     intent.set_defaults(handler=run_intent)
+    ranker = models.add_parser(
+        "ranker",
+        help="the multi-task DCN-V2 ranker",
+        description="Loads data, builds labelled impressions (or ratings), splits them, fits features, writes "
+        "TFRecords, trains the DCN ranker (click/purchase or rating heads, position tower in training only) and, on "
+        "the same split, the logistic CTR baseline, and reports per head AUC and log loss (or RMSE) and NDCG@10 per "
+        "request beside the baseline, popularity and (synthetic data) the ground truth.",
+    )
+    add_config_arguments(ranker, default="configs/ranker.yaml")
+    ranker.add_argument("--skip-bad-rows", action="store_true", help="skip and report bad input rows")
+    ranker.set_defaults(handler=run_ranker)
 
 
 def run_ctr(args) -> int:
@@ -70,5 +81,16 @@ def run_intent(args) -> int:
     from tfrec.training.intent_job import load_intent_config, train_intent
 
     run = train_intent(load_intent_config(args.config, config_overrides(args)))
+    print(f"run directory: {run.run_dir}  (TensorBoard: tensorboard --logdir {run.run_dir}/logs)")
+    return 0
+
+
+def run_ranker(args) -> int:
+    from tfrec.training.ranker_job import load_ranker_config, train_ranker
+
+    overrides = config_overrides(args)
+    if args.skip_bad_rows:
+        overrides["data.skip_bad_rows"] = True
+    run = train_ranker(load_ranker_config(args.config, overrides))
     print(f"run directory: {run.run_dir}  (TensorBoard: tensorboard --logdir {run.run_dir}/logs)")
     return 0

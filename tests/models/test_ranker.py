@@ -1,0 +1,153 @@
+"""The DCN ranker as a model: serving scores ignore the display position, explanations are complete, every trunk
+structure builds, the model rebuilds from its config, and config errors name the field.
+
+Weights are random (no training): these are properties of the graph, which must hold for any weights. Learning is
+tested in tests/training/test_ranker_job.py.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfrec  # noqa: F401
+from tfrec.config import ConfigError, from_dict
+from tfrec.data.examples import impression_examples
+from tfrec.data.synthetic import SyntheticConfig, generate
+from tfrec.features.stats import fit_features
+from tfrec.layers.dcn import DCNBody
+from tfrec.models.ranker import DCNRanker, RankerConfig, build_ranker
+from tfrec.training.ranker_job import load_ranker_config
+
+CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "ranker.yaml")
+ROWS = 16
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    config = load_ranker_config(CONFIG)
+    data = generate(SyntheticConfig.preset("tiny", seed=5, n_sessions=200))
+    columns = impression_examples(data.dataset)
+    spec = config.feature_spec
+    fitted = fit_features(spec, {n: columns[n] for n in spec.names}, str(tmp_path_factory.mktemp("features")))
+    model = build_ranker(config.model, fitted)
+    rng = np.random.default_rng(0)
+    searches = np.flatnonzero(columns["query"] != "")[: ROWS // 2]
+    rows = np.concatenate([searches, np.flatnonzero(columns["query"] == "")[: ROWS - len(searches)]])
+    features = next(spec.tensor_batches({n: columns[n][rows] for n in spec.names}, ROWS))
+    model(features)
+    # Keras's initial trunk, larger embeddings (so features matter) and a random position tower (zero-initialised).
+    for weight in model.embeddings.weights + model.position_tower.weights:
+        weight.assign(rng.normal(0.0, 0.3, weight.shape).astype(np.float32))
+    return config, fitted, model, features
+
+
+def _with_position(features, value):
+    return dict(features, position=tf.fill(tf.shape(features["position"]), tf.constant(value, tf.int64)))
+
+
+def test_serving_scores_do_not_depend_on_the_position(setup):
+    config, _, model, features = setup
+    assert "position" not in model.encoder.spec  # the trunk never sees it; the export does not take it
+    served = {p: model(_with_position(features, p)) for p in (0, 3, 19, 500)}
+    for p, out in served.items():
+        assert set(out) == {"click_probability", "purchase_probability"}
+        for name, value in out.items():
+            np.testing.assert_array_equal(value.numpy(), served[0][name].numpy(), err_msg=f"{name} at position {p}")
+    without = {k: v for k, v in features.items() if k != "position"}
+    np.testing.assert_array_equal(model(without)["click_probability"].numpy(), served[0]["click_probability"].numpy())
+    # ...while the training-time click model does use the position tower.
+    top = model.logits(_with_position(features, 0), with_position=True)["click"].numpy()
+    low = model.logits(_with_position(features, 9), with_position=True)["click"].numpy()
+    assert np.abs(top - low).max() > 1e-3
+
+
+def test_explanations_are_complete(setup):
+    _, _, model, features = setup
+    explanation = model.explain(features, head="click", steps=32)
+    logits = model.logits(features)["click"].numpy()
+    np.testing.assert_allclose(explanation.logit, logits, rtol=1e-5, atol=1e-5)
+    assert explanation.contributions.shape == (ROWS, len(explanation.groups))
+    assert {"user", "context", "query_match", "item_id", "category", "price"} <= set(explanation.groups)
+    assert not {"user_id", "device", "query__title"} & set(explanation.groups)  # folded into their groups
+    # Completeness: the groups' contributions add up to logit - baseline logit (ReLU kinks leave an O(1/steps) error).
+    delta = explanation.logit - explanation.baseline_logit
+    gap = np.abs(explanation.completeness_gap)
+    print("completeness gap", gap, "logit - baseline", delta)
+    assert np.all(gap <= 0.01 + 0.02 * np.abs(delta)), (gap, delta)
+    assert np.abs(delta).max() > 0.1  # not trivially complete
+    finer = model.explain(features, head="click", steps=128)
+    assert np.abs(finer.completeness_gap).mean() < gap.mean()  # the error shrinks with more steps
+    purchase = model.explain(features, head="purchase", steps=8)
+    np.testing.assert_allclose(purchase.logit, model.logits(features)["purchase"].numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="rating"):
+        model.explain(features, head="rating")
+    top = explanation.top(0, k=3)
+    assert len(top) == 3 and abs(top[0][1]) >= abs(top[-1][1])
+
+
+def test_model_rebuilds_from_config_and_weights(setup):
+    _, _, model, features = setup
+    clone = DCNRanker.from_config(model.get_config())
+    clone(features)
+    clone.set_weights(model.get_weights())
+    for name, value in model(features).items():
+        np.testing.assert_allclose(clone(features)[name].numpy(), value.numpy(), rtol=1e-6)
+    assert model.body.get_config()["cross_layers"] == 2
+    assert model.position_tower.get_config()["max_position"] == 20
+
+
+@pytest.mark.parametrize(
+    "structure, cross_layers, projection_dim, deep_units, width",
+    [("stacked", 2, None, [16, 8], 8), ("parallel", 2, 4, [16], 20 + 16), ("stacked", 3, None, [], 20),
+     ("parallel", 0, None, [16], 16)],
+    ids=["stacked", "parallel-low-rank", "cross-only", "dnn"],
+)
+def test_dcn_body_structures(structure, cross_layers, projection_dim, deep_units, width):
+    body = DCNBody(cross_layers, projection_dim, deep_units, structure)
+    x0 = tf.random.normal([5, 20], seed=1)
+    assert body(x0).shape == (5, width)
+    assert len(body.crosses) == cross_layers
+    if projection_dim:  # low rank: W = U V with U d×r
+        kernels = sorted(tuple(w.shape) for w in body.crosses[0].weights if "kernel" in w.name)
+        assert kernels == [(4, 20), (20, 4)]
+    rebuilt = DCNBody.from_config(body.get_config())
+    assert rebuilt(x0).shape == (5, width)
+
+
+def test_cross_layer_is_the_dcn_v2_formula():
+    body = DCNBody(1, None, [], "stacked")
+    x0 = tf.random.normal([3, 4], seed=2)
+    out = body(x0).numpy()
+    kernel, bias = (w.numpy() for w in body.crosses[0].weights)
+    np.testing.assert_allclose(out, x0.numpy() * (x0.numpy() @ kernel + bias) + x0.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ({"cross_layers": -1}, "cross_layers"),
+        ({"projection_dim": 0}, "projection_dim"),
+        ({"tasks": {"ctr": 1.0}}, "tasks.ctr"),
+        ({"tasks": {"click": 0.0}}, "tasks.click"),
+        ({"tasks": {}}, "tasks"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"deep_units": [], "cross_layers": 0}, "cross_layers"),
+        ({"structure": "zigzag"}, "structure"),
+        ({"features": ["user_id", "position"]}, "features"),
+        ({"matches": [["query"]]}, "matches[0]"),
+    ],
+)
+def test_config_errors_name_the_field(override, field):
+    with pytest.raises(ConfigError) as info:
+        from_dict(RankerConfig, override, source="ranker.yaml", path="model")
+    assert info.value.path == f"model.{field}", str(info.value)
+    assert f"model.{field}" in str(info.value)
+
+
+def test_explain_groups_must_name_inputs(setup):
+    config, fitted, _, _ = setup
+    bad = RankerConfig(explain_groups={"user": ["user_id", "shoe_size"]}, tasks={"click": 1.0})
+    with pytest.raises(ConfigError, match=r"explain_groups.user.*shoe_size"):
+        build_ranker(bad, fitted)

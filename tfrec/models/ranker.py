@@ -1,0 +1,254 @@
+"""The DCN-V2 ranker: embeddings of every feature → cross network and/or deep tower → one head per task.
+
+    x₀ = [e(f₁) ‖ … ‖ e(f_k) ‖ z₁ … z_j]    pooled embeddings of the token features (ids, categories, paths,
+                                            text, buckets, hour/day, lexical match tokens), standardised numbers
+    h  = DCNBody(x₀)                         `tfrec.layers.dcn`: stacked or parallel cross × L and MLP
+    logit_t(x, p) = w_tᵀ h + b_t + g_t(p)    g = `PositionTower`, added for binary tasks while training only
+    loss = Σ_t weight_t · loss_t            BCE for click / add_to_cart / purchase, MSE for rating (tfrs Ranking)
+
+Serving (`call`, the export) scores with g skipped, so a score never depends on the requested display position;
+`logits(..., with_position=True)` is the logged click model (what training fits and AUC on logged data measures).
+`explain` attributes a head's serving logit to feature groups by integrated gradients (`ranker_explain`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Literal, Optional
+
+import tensorflow as tf
+
+from tfrec._tfrs import tfrs
+from tfrec.config import ConfigError
+from tfrec.features.encoder import FeatureEncoder
+from tfrec.features.stats import FittedFeatures
+from tfrec.layers.dcn import DCNBody
+from tfrec.layers.feature_embeddings import FeatureEmbeddings
+from tfrec.layers.position_tower import PositionTower
+from tfrec.layers.price_fit import PriceLimitFit
+from tfrec.layers.token_match import TokenMatch, match_name
+
+TASKS = {"click": "binary", "add_to_cart": "binary", "purchase": "binary", "rating": "regression"}
+DERIVED_BINS = 64  # hash bins of the few distinct match / price-limit tokens
+# Python loops over heads and features, no tensor-dependent control flow: AutoGraph would only slow every trace down.
+_plain_tensor_code = tf.autograph.experimental.do_not_convert
+
+
+def derived_name(token_name: str) -> str:
+    """The ranker's input name of a match / price-limit token ('query~title' → 'query__title'; '~' is not valid in
+    a layer name)."""
+    return token_name.replace("~", "__")
+
+
+def output_name(task: str) -> str:
+    """The serving output of a head: `click_probability`, `purchase_probability`, ... or `rating`."""
+    return f"{task}_probability" if TASKS[task] == "binary" else task
+
+
+@dataclasses.dataclass
+class RankerConfig:
+    """Features, trunk, heads and position-bias tower of the DCN ranker (see the module docstring)."""
+
+    features: Optional[List[str]] = None  # None: every feature of the spec except `position_feature`
+    matches: List[List[str]] = dataclasses.field(default_factory=list)  # [query, field]: lexical match tokens
+    price_limit: Optional[List[str]] = None  # [query, price]: does the price respect "under 80"
+    embedding_dim: int = 16
+    cross_layers: int = 2  # 0: a plain DNN
+    projection_dim: Optional[int] = None  # low-rank cross layers (U V, r = projection_dim); null: full rank
+    structure: Literal["stacked", "parallel"] = "stacked"
+    deep_units: List[int] = dataclasses.field(default_factory=lambda: [128, 64])  # []: cross network only
+    dropout: float = 0.0
+    l2: float = 0.0
+    tasks: Dict[str, float] = dataclasses.field(default_factory=lambda: {"click": 1.0})  # head → loss weight
+    position_feature: Optional[str] = "position"  # null: no position-bias tower
+    max_position: int = 20
+    position_hidden: List[int] = dataclasses.field(default_factory=lambda: [8])
+    # Integrated-gradients groups: group → inputs (features, match inputs such as query__title); others stand alone.
+    explain_groups: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not self.tasks:
+            raise ConfigError(f"name at least one head, e.g. {{click: 1.0}}; heads are {sorted(TASKS)}", path="tasks")
+        for task, weight in self.tasks.items():
+            if task not in TASKS:
+                raise ConfigError(f"unknown head {task!r}; heads are {sorted(TASKS)}", path=f"tasks.{task}")
+            if weight <= 0:
+                raise ConfigError(f"loss weight must be > 0, got {weight}", path=f"tasks.{task}")
+        if self.embedding_dim < 1:
+            raise ConfigError(f"must be >= 1, got {self.embedding_dim}", path="embedding_dim")
+        if self.cross_layers < 0:
+            raise ConfigError(f"must be >= 0 (0: a plain DNN), got {self.cross_layers}", path="cross_layers")
+        if self.projection_dim is not None and self.projection_dim < 1:
+            raise ConfigError(f"must be >= 1 or null (full rank), got {self.projection_dim}", path="projection_dim")
+        if any(u < 1 for u in self.deep_units):
+            raise ConfigError(f"sizes must be >= 1, got {self.deep_units}", path="deep_units")
+        if self.cross_layers == 0 and not self.deep_units:
+            raise ConfigError("cross_layers 0 and no deep_units leave no network", path="cross_layers")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"must be in [0, 1), got {self.dropout}", path="dropout")
+        if self.l2 < 0:
+            raise ConfigError(f"must be >= 0, got {self.l2}", path="l2")
+        if self.max_position < 1 or any(h < 1 for h in self.position_hidden):
+            raise ConfigError("max_position and position_hidden sizes must be >= 1", path="max_position")
+        if self.position_feature and self.features and self.position_feature in self.features:
+            raise ConfigError(f"{self.position_feature!r} feeds the position tower only; remove it from `features` "
+                              "(serving scores must not depend on position)", path="features")
+        for i, pair in enumerate(self.matches):
+            if len(pair) != 2:
+                raise ConfigError(f"{pair} must name two features, [query, field]", path=f"matches[{i}]")
+        if self.price_limit is not None and len(self.price_limit) != 2:
+            raise ConfigError(f"{self.price_limit} must name two features, [query, price]", path="price_limit")
+
+    @property
+    def binary_tasks(self) -> List[str]:
+        return [t for t in self.tasks if TASKS[t] == "binary"]
+
+    def referenced_features(self) -> List[str]:
+        """Every feature the match and price-limit tokens read."""
+        return [n for pair in self.matches for n in pair] + list(self.price_limit or [])
+
+    def model_features(self, spec_names: List[str]) -> List[str]:
+        """The features the trunk reads: `features`, or the spec's minus the position feature."""
+        return list(self.features) if self.features else [n for n in spec_names if n != self.position_feature]
+
+
+class DCNRanker(tfrs.models.Model):
+    """The multi-task DCN-V2 ranker; `call` returns the serving outputs, `logits` the heads' logits."""
+
+    def __init__(self, encoder: FeatureEncoder, config: RankerConfig, **kwargs):
+        super().__init__(**kwargs)
+        config.validate()
+        names = encoder.spec.names
+        unknown = sorted(set(config.referenced_features()) - set(names))
+        if unknown:
+            raise ValueError(f"matches/price_limit name features {unknown} that the ranker does not read ({names})")
+        if config.position_feature in names:
+            raise ValueError(f"the encoder reads the position feature {config.position_feature!r}; serving scores "
+                             "would depend on it")
+        self.config = config
+        self.encoder = encoder
+        spec = encoder.spec
+        self.matcher = TokenMatch(config.matches, name="matches") if config.matches else None
+        self.price_fit = PriceLimitFit(*config.price_limit, name="price_limit") if config.price_limit else None
+        tokens = [match_name(p) for p in config.matches] + ([self.price_fit.token_name] if self.price_fit else [])
+        self.derived = {t: derived_name(t) for t in tokens}  # token name → input name
+        # Bucketised numbers (price) get a bucket embedding as well as their standardised value.
+        token_features = {n: encoder.id_space(n) for n in names
+                          if spec[n].kind != "numeric" or encoder.stats[n].boundaries}
+        token_features.update({n: DERIVED_BINS for n in self.derived.values()})
+        numeric = [n for n in names if spec[n].kind == "numeric"]
+        inputs = set(names) | set(self.derived.values())
+        for group, members in config.explain_groups.items():
+            unknown = sorted(set(members) - inputs)
+            if unknown:
+                raise ConfigError(f"names {unknown}, which are not ranker inputs {sorted(inputs)}",
+                                  path=f"explain_groups.{group}")
+        pooling = {n: {"mode": "mean", "max_length": spec[n].max_tokens} for n in names if spec[n].kind == "sequence"}
+        self.embeddings = FeatureEmbeddings(token_features, numeric, config.embedding_dim, config.l2, pooling,
+                                            name="embeddings")
+        self.body = DCNBody(config.cross_layers, config.projection_dim, config.deep_units, config.structure,
+                            config.dropout, config.l2, name="dcn")
+        # float32 heads: logits and losses stay float32 under mixed precision.
+        self.heads = {t: tf.keras.layers.Dense(1, dtype="float32", name=f"{t}_head") for t in config.tasks}
+        binary = config.binary_tasks
+        self.position_tower = None
+        if config.position_feature and binary:
+            self.position_tower = PositionTower(config.max_position, hidden=config.position_hidden, outputs=len(binary),
+                                                name="position_tower")
+            self.position_tower.build((None,))
+        self.tasks = {t: self._task(t) for t in config.tasks}
+
+    @staticmethod
+    def _task(name: str) -> tfrs.tasks.Ranking:
+        # Per-example losses averaged over the global batch in compute_loss (correct under tf.distribute too).
+        none = tf.keras.losses.Reduction.NONE
+        if TASKS[name] == "binary":
+            return tfrs.tasks.Ranking(
+                loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
+                metrics=[tf.keras.metrics.AUC(from_logits=True, name=f"{name}_auc"),
+                         tf.keras.metrics.BinaryCrossentropy(from_logits=True, name=f"{name}_log_loss")],
+                name=f"{name}_task",
+            )
+        return tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError(reduction=none),
+                                  metrics=[tf.keras.metrics.RootMeanSquaredError(name=f"{name}_rmse")],
+                                  name=f"{name}_task")
+
+    def get_config(self):
+        return {"config": dataclasses.asdict(self.config), "encoder": self.encoder.get_config(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        encoder = FeatureEncoder.from_config(config.pop("encoder"))
+        return cls(encoder, RankerConfig(**config.pop("config")), **config)
+
+    # ------------------------------------------------------------------------------------------------ forward
+    @_plain_tensor_code
+    def embed(self, features: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
+        """x₀: the concatenated embeddings and numbers the trunk reads [batch, d]."""
+        encoded = dict(self.encoder({n: features[n] for n in self.encoder.spec.names}))
+        derived = {}
+        if self.matcher is not None:
+            derived.update(self.matcher(features))
+        if self.price_fit is not None:
+            derived.update(self.price_fit(features))
+        for name, value in derived.items():
+            ids = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, value["tokens"], DERIVED_BINS)
+            encoded[self.derived[name]] = {"tokens": value["tokens"], "ids": ids}
+        return self.embeddings(encoded, training=training)
+
+    @_plain_tensor_code
+    def head_logits(self, x0: tf.Tensor, training=False) -> Dict[str, tf.Tensor]:
+        """Each head's position-free logit (the predicted value for rating) from x₀, [batch] each."""
+        h = self.body(x0, training=training)
+        return {t: tf.reshape(head(h), [-1]) for t, head in self.heads.items()}
+
+    @_plain_tensor_code
+    def position_logits(self, features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """g_t(p) of each binary head for the logged positions (empty without a position tower)."""
+        if self.position_tower is None:
+            return {}
+        bias = self.position_tower(features[self.config.position_feature])
+        return {t: bias[:, i] for i, t in enumerate(self.config.binary_tasks)}
+
+    @_plain_tensor_code
+    def logits(self, features: Dict[str, tf.Tensor], training=False, with_position=False) -> Dict[str, tf.Tensor]:
+        """Head logits; `with_position` adds the position tower (training's logged click model)."""
+        logits = self.head_logits(self.embed(features, training=training), training=training)
+        if with_position:
+            for task, bias in self.position_logits(features).items():
+                logits[task] = logits[task] + bias
+        return logits
+
+    @_plain_tensor_code
+    def serving_outputs(self, logits: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """Serving outputs from logits: probabilities for binary heads, the value for rating."""
+        return {output_name(t): tf.sigmoid(v) if TASKS[t] == "binary" else v for t, v in logits.items()}
+
+    @_plain_tensor_code
+    def call(self, features: Dict[str, tf.Tensor], training=False) -> Dict[str, tf.Tensor]:
+        return self.serving_outputs(self.logits(features, training=training))
+
+    @_plain_tensor_code
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        features, labels = inputs
+        logits = self.logits(features, training=training, with_position=True)
+        loss = tf.constant(0.0)
+        for task, weight in self.config.tasks.items():
+            label = tf.cast(tf.reshape(labels[task], [-1, 1]), tf.float32)
+            prediction = tf.reshape(logits[task], [-1, 1])
+            per_example = self.tasks[task](labels=label, predictions=prediction, training=training)
+            loss += weight * tf.nn.compute_average_loss(per_example)
+        return loss
+
+    def explain(self, features: Dict[str, tf.Tensor], head: str = "click", steps: int = 32):
+        """Per scored item, each feature group's integrated-gradients contribution to `head`'s serving logit."""
+        from tfrec.models.ranker_explain import explain_ranker
+
+        return explain_ranker(self, features, head, steps)
+
+
+def build_ranker(config: RankerConfig, fitted: FittedFeatures) -> DCNRanker:
+    """The ranker over the fitted features it reads (the constructor the job, tuner and export use)."""
+    names = config.model_features(fitted.spec.names)
+    return DCNRanker(FeatureEncoder.from_fitted(fitted, names, name="encoder"), config, name="dcn_ranker")
