@@ -5,9 +5,22 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ["input_pipeline.py", "lexical_homedepot.py", "dense_index.py"]
+BENCHMARKS = [  # every script in benchmarks/ that writes a section
+    "input_pipeline.py",
+    "lexical_homedepot.py",
+    "homedepot_retrieval.py",
+    "homedepot_semantic.py",
+    "retrieval_speed.py",
+    "retrieval_quality.py",
+    "intent_quality.py",
+]
+
+HELPERS = {"__init__.py", "common.py", "run_all.py"}
 
 if __name__ == "__main__":
+    unlisted = sorted({f for f in os.listdir(HERE) if f.endswith(".py")} - HELPERS - set(BENCHMARKS))
+    if unlisted:
+        print(f"warning: {unlisted} not in run_all.BENCHMARKS, so not run", flush=True)
     for script in BENCHMARKS:
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, os.path.join(HERE, script)], check=True)
