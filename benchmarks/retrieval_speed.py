@@ -303,10 +303,10 @@ def latency_reading(results: dict) -> str:
     if len(results) > 1:
         (small, rows_s), (large, rows_l) = min(results.items()), max(results.items())
         growth = lambda i: rows_l[i]["one_ms"] / rows_s[i]["one_ms"]  # noqa: E731
-        lines.append(f"- From {small:,} to {large:,} items ({large / small:.0f}x) single-query latency grows "
-                     f"{growth(0):.1f}x for {_short(rows_s[0]['index'])}, " + ", ".join(
-                         f"{growth(i):.1f}x for {_short(rows_s[i]['index'])}" for i in range(1, len(rows_s)))
-                     + "; the approximate indexes pay for it with their build time (build column).")
+        parts = [f"{growth(i):.1f} for {_short(rows_s[i]['index'])}" for i in range(len(rows_s))]
+        lines.append(f"- From {small:,} to {large:,} items ({large / small:.0f}x), single-query latency is multiplied "
+                     f"by {', '.join(parts[:-1])} and {parts[-1]}: exact search scores every item, the approximate "
+                     f"indexes visit a small part of the catalog and pay for it with their build time (build column).")
     return "\n".join(lines)
 
 

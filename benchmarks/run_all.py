@@ -13,6 +13,7 @@ BENCHMARKS = [  # every script in benchmarks/ that writes a section
     "retrieval_speed.py",
     "retrieval_quality.py",
     "intent_quality.py",
+    "intent_latency.py",
 ]
 
 HELPERS = {"__init__.py", "common.py", "run_all.py"}
