@@ -101,3 +101,19 @@ def test_price_max_takes_the_last_tagged_span():
     starts, ends, tags = _batch(cases)
     out = SlotDecoder()(tf.constant([c[0] for c in cases]), tf.constant(tags), tf.constant(starts), tf.constant(ends))
     np.testing.assert_allclose(out["price_max"].numpy(), [50.0, 1299.0])
+
+
+@pytest.mark.parametrize("query,tags,low,high", [
+    ("lamps between 40 and 50", ["O", "O", "B-price_max", "O", "B-price_max"], None, 50.0),
+    ("desk over 300 under 100", ["O", "O", "B-price_min", "O", "B-price_max"], 100.0, 300.0),
+    ("chair over 20 over 30", ["O", "O", "B-price_min", "O", "B-price_min"], 20.0, None),
+])
+def test_several_price_limits_resolve_the_same_in_graph_and_in_python(query, tags, low, high):
+    starts, ends, tag_ids = _batch([(query, tags)])
+    out = SlotDecoder()(tf.constant([query]), tf.constant(tag_ids), tf.constant(starts), tf.constant(ends))
+    valid = starts[0] >= 0
+    want = filters_from_spans(query, bio_to_spans(starts[0][valid], ends[0][valid], tag_ids[0][valid]))
+    assert want.get("price_min") == low and want.get("price_max") == high
+    for slot, value in (("price_min", low), ("price_max", high)):
+        got = float(out[slot].numpy()[0])
+        assert (value is None and np.isnan(got)) or got == value, (slot, got)

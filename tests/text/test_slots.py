@@ -122,7 +122,9 @@ def test_filters_price_rules_and_first_text_value():
              (43, 45, "size")]
     assert filters_from_spans(q, spans) == {"color": "red", "material": "cotton", "size": "XL", "price_min": 200.0,
                                             "price_max": 900.0}  # min above max: swapped
-    assert filters_from_spans("from 10 from 20 x", [(5, 7, "price_min"), (13, 15, "price_min")]) == {"price_min": 20.0}
+    # the first lower limit and the last upper limit win, as in the exported SlotDecoder
+    assert filters_from_spans("from 10 from 20 x", [(5, 7, "price_min"), (13, 15, "price_min")]) == {"price_min": 10.0}
+    assert filters_from_spans("to 10 to 20 x", [(3, 5, "price_max"), (9, 11, "price_max")]) == {"price_max": 20.0}
     assert filters_from_spans("under abc", [(6, 9, "price_max")]) == {}
     assert filters_from_spans("unisex hat", [(0, 6, "gender")]) == {"gender": "unisex"}
     with pytest.raises(ValueError, match="unknown slot"):

@@ -1,8 +1,9 @@
 """Turns per-wordpiece BIO slot tags into structured filters inside the graph, so the exported query-understanding
 model answers "red nike shoes under $80" with brand='nike', color='red', price_max=80.0 from raw strings alone.
 
-For each slot the first tagged span wins (for price_max the last one, as ranges name the upper limit second): it starts at the first token tagged B-slot (or I-slot, when the tagger
-skipped the B) and runs over the following I-slot tokens; its text is the byte range of those wordpieces in the
+For each slot the first tagged span wins (for price_max the last one, as ranges name the upper limit second; a
+lower limit above the upper one swaps the two, as `tfrec.text.slots.filters_from_spans` does): a span starts at
+the first token tagged B-slot (or I-slot, when the tagger skipped the B) and runs over the following I-slot tokens; its text is the byte range of those wordpieces in the
 original query (`token_starts`/`token_ends` from the tokenizer), so casing and spelling are the shopper's own.
 Prices are read from their span's digits; gender spans are normalised to men / women / kids.
 """
@@ -94,6 +95,9 @@ class SlotDecoder(tf.keras.layers.Layer):
                 out[slot] = tf.where(normalised == "", tf.strings.lower(text), normalised)
             else:
                 out[slot] = text
+        low, high = out["price_min"], out["price_max"]
+        swap = low > high  # False when either is NaN
+        out["price_min"], out["price_max"] = tf.where(swap, high, low), tf.where(swap, low, high)
         return out
 
     def get_config(self):

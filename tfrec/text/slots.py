@@ -72,8 +72,9 @@ def filters_from_spans(query: str, spans: Iterable[Span], category: Optional[str
 
     Text slots take their first span in query order (brand and size as typed, colour and material lower-cased,
     gender normalised to men / women / kids, or the lower-cased text for other words). Prices are floats parsed
-    from the span text; several lower limits keep the highest, several upper limits the lowest, and a lower limit
-    above the upper one swaps the two. Spans whose price text does not parse are ignored.
+    from the span text; as in the exported model's `SlotDecoder`, the first lower limit and the last upper limit
+    win ("between 40 and 50" names the upper limit second, even when a tagger marks both as upper limits), and a
+    lower limit above the upper one swaps the two. Spans whose price text does not parse are ignored.
     """
     out: Dict[str, object] = {}
     if category:
@@ -96,8 +97,8 @@ def filters_from_spans(query: str, spans: Iterable[Span], category: Optional[str
                 out[slot] = text.lower()
             else:
                 out[slot] = text
-    lo = max(lows) if lows else None
-    hi = min(highs) if highs else None
+    lo = lows[0] if lows else None
+    hi = highs[-1] if highs else None
     if lo is not None and hi is not None and lo > hi:
         lo, hi = hi, lo
     if lo is not None:
