@@ -52,6 +52,9 @@ def register(commands) -> None:
     add_config_arguments(ranker, default="configs/ranker.yaml")
     ranker.add_argument("--skip-bad-rows", action="store_true", help="skip and report bad input rows")
     ranker.set_defaults(handler=run_ranker)
+    from tfrec.cli import price
+
+    price.register_train(models)
 
 
 def run_ctr(args) -> int:
