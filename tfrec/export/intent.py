@@ -7,16 +7,19 @@
   '' when absent), `price_min`, `price_max` (float32, NaN when absent; from the tagger, or where it tags no limit
   and `price_rules_fallback` is on, from the rule parser of `tfrec.text.price_limits`);
 - `embedding` ([batch, dim], L2-normalised; titles embedded by the same signature share its space).
+`classify` (serialized tf.Examples with a `query` feature as `inputs`) gives the top_k intents as classes with their
+probabilities as scores, for TF Serving's Classify API.
 Tokenisation runs in the graph and batches are padded only to their longest query, not to 512.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
 from tfrec.export.saved_model import export_saved_model
+from tfrec.export.signatures import top_k_classify
 from tfrec.features.spec import FeatureConfig, FeatureSpec
 from tfrec.layers.slot_decoding import SlotDecoder
 from tfrec.models.intent import QUERY, QueryUnderstandingModel
@@ -63,8 +66,10 @@ def understand(model: QueryUnderstandingModel, queries: tf.Tensor, decoder: Opti
 
 
 def export_intent(model: QueryUnderstandingModel, base_dir: str, name: str = "intent", version: Optional[int] = None,
-                  info: Optional[Mapping] = None, overwrite: bool = False) -> str:
-    """Writes `<base_dir>/<name>/<version>/` (TF Serving layout) and returns its path."""
+                  info: Optional[Mapping] = None, overwrite: bool = False,
+                  warmup_rows: Optional[Mapping[str, Sequence]] = None) -> str:
+    """Writes `<base_dir>/<name>/<version>/` (TF Serving layout) and returns its path; `warmup_rows` ({"query": a
+    few real queries}) feed the warm-up records."""
     decoder = SlotDecoder()
     model.slot_decoder = decoder  # tracked with the model, so the SavedModel owns it
 
@@ -73,4 +78,5 @@ def export_intent(model: QueryUnderstandingModel, base_dir: str, name: str = "in
 
     card = {"model": "query_understanding", "intents": model.intents, "max_length": model.config.max_length,
             "unknown_below": model.config.unknown_below, **dict(info or {})}
-    return export_saved_model(model, outputs, query_spec(), base_dir, name, version, card, overwrite)
+    return export_saved_model(model, outputs, query_spec(), base_dir, name, version, card, overwrite,
+                              {"classify": top_k_classify("top_intents", "top_probabilities")}, warmup_rows)

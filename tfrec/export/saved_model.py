@@ -1,10 +1,14 @@
 """SavedModels in TF Serving's layout: `<base>/<name>/<version>/` with signatures on raw features.
 
 Every export has
-- `serving_default`: one batch vector per feature of the spec, named as the feature (strings, int64, float32);
+- `serving_default` (and `predict`, the same function under TF Serving's conventional name): one batch vector per
+  feature of the spec, named as the feature (strings, int64, float32);
 - `serving_examples`: a batch of serialized tf.train.Example protos (`examples`), parsed with the same spec, so a
   feature a client leaves out takes the spec's default;
-- `assets.extra/tfrec_model.json`: what the model is (kind, inputs, outputs, training metrics, feature spec).
+- the model's `classify` / `regress` signatures (serialized tf.Examples as `inputs`, with TF Serving's method names;
+  see tfrec.export.signatures) where its outputs fit those APIs;
+- `assets.extra/tf_serving_warmup_requests`: real requests for every signature (tfrec.export.warmup);
+- `model_card.json` and `model_card.md`: what the model is (tfrec.export.model_card).
 
 A SavedModel holds just what serving needs, which makes export and every load (tf.saved_model.load, TF Serving)
 several times faster with the same signature outputs: the model's graph is traced once and stored once
@@ -18,18 +22,21 @@ polling the base path never loads a half-written version.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from tfrec.export.model_card import build_card, load_model_info, write_card  # noqa: F401 - load_model_info: API
+from tfrec.export.signatures import (EXAMPLES_INPUT, ExamplesSignature, describe_signatures, examples_function,
+                                     set_method_names)
+from tfrec.export.warmup import WARMUP_BATCH_SIZES, WARMUP_FILE, warmup_logs, write_warmup_requests
 from tfrec.features.spec import FeatureSpec
 
 OutputsFn = Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]
-MODEL_INFO = "tfrec_model.json"
+DEFAULT_SIGNATURE, PREDICT_SIGNATURE, EXAMPLES_SIGNATURE = "serving_default", "predict", "serving_examples"
 
 
 def existing_versions(model_dir: str):
@@ -83,11 +90,17 @@ def export_saved_model(
     version: Optional[int] = None,
     info: Optional[Mapping] = None,
     overwrite: bool = False,
+    examples_signatures: Optional[Mapping[str, ExamplesSignature]] = None,
+    warmup_rows: Optional[Mapping[str, Sequence]] = None,
+    warmup_batch_sizes: Sequence[int] = WARMUP_BATCH_SIZES,
 ) -> str:
     """Exports `outputs_fn(features)` (a dict of batch tensors) under `<base_dir>/<name>/<version>` and returns the path.
 
     `module` is the tf.Module (usually the Keras model) whose variables and assets the signatures use (only those
     are saved, see the module docstring); the version defaults to one more than the newest existing version.
+    `examples_signatures` adds classify/regress signatures (key → ExamplesSignature); `warmup_rows` (columns of a
+    few real rows, e.g. from the training data) feed the warm-up records beside the spec's default row; `info`
+    goes into the model card (kind, training data, config, metrics, ...).
     """
     model_dir = os.path.join(base_dir, name)
     versions = existing_versions(model_dir)
@@ -98,44 +111,38 @@ def export_saved_model(
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} already exists; choose another version or pass overwrite=True")
 
-    signature = spec.signature()
     parse_spec = spec.parse_spec()
-
     try:
         outputs_fn(default_row(spec))  # creates a restored model's variables eagerly (see default_row)
     except Exception:  # noqa: BLE001 - only a speed-up: an error that is real fails the trace below as well
         pass
     # Traced once, outside tf.saved_model.save: handed tf.functions, save would trace them again (its save context
-    # is part of the trace cache key). serve_examples parses, then calls the same concrete function, so the model's
-    # graph is in the SavedModel once.
-    serve = tf.function(outputs_fn, input_signature=[signature]).get_concrete_function()
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def examples_fn(examples):
-        return serve(tf.io.parse_example(examples, parse_spec))
-
-    serve_examples = examples_fn.get_concrete_function()
+    # is part of the trace cache key). The examples signatures parse, then call the same concrete function, so the
+    # model's graph is in the SavedModel once.
+    serve = tf.function(outputs_fn, input_signature=[spec.signature()]).get_concrete_function()
+    signatures = {DEFAULT_SIGNATURE: serve, PREDICT_SIGNATURE: serve,
+                  EXAMPLES_SIGNATURE: examples_function(serve, parse_spec, "examples")}
+    methods = {}
+    for key, head in (examples_signatures or {}).items():
+        if key in signatures:
+            raise ValueError(f"signature {key!r} is already defined by every export")
+        signatures[key] = examples_function(serve, parse_spec, EXAMPLES_INPUT, head.outputs)
+        methods[key] = head.method
 
     os.makedirs(model_dir, exist_ok=True)
     staging = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}-{int(time.time() * 1000)}")
     try:
-        root = _captured_state(module, [serve, serve_examples])
+        root = _captured_state(module, list(signatures.values()))
         root = module if root is None else root
-        tf.saved_model.save(root, staging, signatures={"serving_default": serve, "serving_examples": serve_examples})
-        outputs = serve.structured_outputs
-        card = {
-            "name": name,
-            "version": version,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "inputs": {k: v.dtype.name for k, v in signature.items()},
-            "outputs": {k: v.dtype.name for k, v in outputs.items()},
-            "signatures": ["serving_default", "serving_examples"],
-            "features": spec.to_dict(),
-            **dict(info or {}),
-        }
-        os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
-        with open(os.path.join(staging, "assets.extra", MODEL_INFO), "w", encoding="utf-8") as f:
-            json.dump(card, f, indent=2, default=str)
+        tf.saved_model.save(root, staging, signatures=signatures)
+        signature_defs = set_method_names(staging, methods)
+        logs = warmup_logs(name, spec, signature_defs, warmup_rows, warmup_batch_sizes)
+        write_warmup_requests(staging, logs)
+        warmup = {"file": WARMUP_FILE, "records": len(logs), "batch_sizes": sorted(set(warmup_batch_sizes))}
+        described = describe_signatures(signature_defs)
+        for key, head in (examples_signatures or {}).items():
+            described[key]["description"] = head.description
+        write_card(staging, build_card(name, version, described, spec.to_dict(), info, warmup))
         if os.path.exists(final):
             shutil.rmtree(final)
         os.rename(staging, final)
@@ -143,9 +150,3 @@ def export_saved_model(
         if os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
     return final
-
-
-def load_model_info(path: str) -> dict:
-    """The model card written beside an exported version."""
-    with open(os.path.join(path, "assets.extra", MODEL_INFO), encoding="utf-8") as f:
-        return json.load(f)

@@ -94,8 +94,10 @@ def examples_signature(servable: Servable, signature_name: str, method: str) -> 
         else:
             return name, next(iter(inputs))
     api = "Classify" if method == CLASSIFY_METHOD else "Regress"
+    fitting = sorted(k for k in servable.signatures if k != signature_name and servable.method_name(k) == method)
+    hint = f" (its {method} signatures: {fitting}; name one in model_spec.signature_name)" if fitting else ""
     raise invalid(f"no signature of {servable.name} version {servable.version} fits {api}: " + "; ".join(
-        reasons or [f"it has neither {DEFAULT_SIGNATURE!r} nor {EXAMPLES_SIGNATURE!r}"]))
+        reasons or [f"it has neither {DEFAULT_SIGNATURE!r} nor {EXAMPLES_SIGNATURE!r}"]) + hint)
 
 
 def _rows(value: np.ndarray, n: int, name: str) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Warm-up as TF Serving does it: replay the PredictionLog records of `assets.extra/tf_serving_warmup_requests`
-(a TFRecord file) against a freshly loaded version before it serves, so the first real requests do not pay for
-tracing and graph optimisation. A record that fails fails the load."""
+(a TFRecord file; tfrec's exports write it, see tfrec.export.warmup) against a freshly loaded version before it
+serves, so the first real requests do not pay for tracing and graph optimisation. A record that fails fails the
+load."""
 
 from __future__ import annotations
 
@@ -9,26 +10,9 @@ import os
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from tfrec.export.warmup import MAX_WARMUP_RECORDS, WARMUP_FILE, warmup_path, write_warmup_requests  # noqa: F401
 from tfrec.server import inference
 from tfrec.server.servable import Servable
-
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
-
-
-def warmup_path(version_dir: str) -> str:
-    """Where TF Serving looks for a version's warm-up records."""
-    return os.path.join(version_dir, WARMUP_FILE)
-
-
-def write_warmup_requests(version_dir: str, logs) -> str:
-    """Writes PredictionLog protos as a version's warm-up file (for exports and tests); returns its path."""
-    path = warmup_path(version_dir)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path) as writer:
-        for log in logs:
-            writer.write(log.SerializeToString())
-    return path
 
 
 def run_warmup(servable: Servable, runner=inference.direct_runner) -> int:
