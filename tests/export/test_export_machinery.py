@@ -43,6 +43,7 @@ def exported(tmp_path_factory):
     info = {"model": "toy", "metrics": {"test": {"auc": 0.75, "calibration": [{"count": 3}],
                                                  "rows": [{"model": "toy", "ndcg": 0.5}]}}}
     path = export_saved_model(module, toy_outputs(module.weight), SPEC, str(base), "toy", info=info,
+                              warmup_signatures=None,  # every signature (the default warms serving_default only)
                               examples_signatures=heads, warmup_rows=ROWS)
     return base, path
 
@@ -77,7 +78,7 @@ def test_method_names_are_rewritten_and_the_model_still_loads(exported, tmp_path
 def test_classify_and_regress_over_grpc_equal_predict_and_warmup_was_replayed(exported, served):
     _, path = exported
     _, stub, replayed = served
-    logs = check_warmup(path, "toy", replayed, {"user_id": "u1", "price": 1.5, "clicks": 0})
+    logs = check_warmup(path, "toy", replayed, {"user_id": "u1", "price": 1.5, "clicks": 0}, warmed=None)
     assert len(logs) == 10  # 5 signatures x batch sizes 1 and 16
     predicted = stub.Predict(predict_request("toy", "serving_default", ROWS, SPEC)).outputs
     labels, scores = classification_arrays(stub.Classify(classify_request("toy", "classify", example_protos(ROWS))))

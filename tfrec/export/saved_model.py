@@ -32,7 +32,8 @@ import tensorflow as tf
 from tfrec.export.model_card import build_card, load_model_info, write_card  # noqa: F401 - load_model_info: API
 from tfrec.export.signatures import (EXAMPLES_INPUT, ExamplesSignature, describe_signatures, examples_function,
                                      set_method_names)
-from tfrec.export.warmup import WARMUP_BATCH_SIZES, WARMUP_FILE, warmup_logs, write_warmup_requests
+from tfrec.export.warmup import (WARMUP_BATCH_SIZES, WARMUP_FILE, WARMUP_SIGNATURES, warmup_logs,
+                                 write_warmup_requests)
 from tfrec.features.spec import FeatureSpec
 
 OutputsFn = Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]
@@ -93,13 +94,15 @@ def export_saved_model(
     examples_signatures: Optional[Mapping[str, ExamplesSignature]] = None,
     warmup_rows: Optional[Mapping[str, Sequence]] = None,
     warmup_batch_sizes: Sequence[int] = WARMUP_BATCH_SIZES,
+    warmup_signatures: Optional[Sequence[str]] = WARMUP_SIGNATURES,
 ) -> str:
     """Exports `outputs_fn(features)` (a dict of batch tensors) under `<base_dir>/<name>/<version>` and returns the path.
 
     `module` is the tf.Module (usually the Keras model) whose variables and assets the signatures use (only those
     are saved, see the module docstring); the version defaults to one more than the newest existing version.
     `examples_signatures` adds classify/regress signatures (key → ExamplesSignature); `warmup_rows` (columns of a
-    few real rows, e.g. from the training data) feed the warm-up records beside the spec's default row; `info`
+    few real rows, e.g. from the training data) feed the warm-up records beside the spec's default row, for the
+    `warmup_signatures` (None: all; see tfrec.export.warmup.WARMUP_SIGNATURES); `info`
     goes into the model card (kind, training data, config, metrics, ...).
     """
     model_dir = os.path.join(base_dir, name)
@@ -136,9 +139,10 @@ def export_saved_model(
         root = module if root is None else root
         tf.saved_model.save(root, staging, signatures=signatures)
         signature_defs = set_method_names(staging, methods)
-        logs = warmup_logs(name, spec, signature_defs, warmup_rows, warmup_batch_sizes)
+        logs = warmup_logs(name, spec, signature_defs, warmup_rows, warmup_batch_sizes, warmup_signatures)
         write_warmup_requests(staging, logs)
-        warmup = {"file": WARMUP_FILE, "records": len(logs), "batch_sizes": sorted(set(warmup_batch_sizes))}
+        warmup = {"file": WARMUP_FILE, "records": len(logs), "batch_sizes": sorted(set(warmup_batch_sizes)),
+                  "signatures": sorted(signature_defs if warmup_signatures is None else set(warmup_signatures))}
         described = describe_signatures(signature_defs)
         for key, head in (examples_signatures or {}).items():
             described[key]["description"] = head.description
