@@ -1,6 +1,10 @@
 """tfrec: TensorFlow (tf-keras) library and TF Serving deployment for e-commerce search and recommendation."""
 
+import importlib.util
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 # The tf-keras (Keras 2) world: tensorflow-recommenders 0.7.x needs tf-keras; keras-tuner 1.4.x rejects tf-keras
 # models, 1.3.5 accepts them; transformers 5 dropped TensorFlow, so TFBertModel needs 4.57+ and <5.
@@ -20,7 +24,25 @@ INSTALL_REQUIRES = [
     "tqdm>=4.60",
     "tantivy>=0.22",
     "faiss-cpu>=1.8",
+    "grpcio>=1.60",
+    "grpcio-tools>=1.60",  # generates tfrec.server.protos from serving/protos (build time, or first import in a checkout)
+    "matplotlib>=3.7",  # A/B report plots (tfrec ab report --plot)
+    "redis>=5",  # the Redis user-state store (tfrec.online.redis_state)
 ]
+
+
+class BuildPyWithProtos(build_py):
+    """build_py that first generates tfrec.server.protos' gRPC modules from serving/protos/*.proto (grpcio-tools)."""
+
+    def run(self):
+        path = Path(__file__).resolve().parent / "tfrec" / "server" / "protos" / "_generate.py"
+        spec = importlib.util.spec_from_file_location("_tfrec_proto_generate", path)
+        generate = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(generate)  # loaded by path: tfrec itself is not importable yet
+        for written in generate.write_generated():
+            print(f"generated {written}")
+        super().run()
+
 
 setup(
     name="tfrec",
@@ -36,4 +58,5 @@ setup(
         "dev": ["pytest>=8", "pyarrow>=14"],
     },
     entry_points={"console_scripts": ["tfrec=tfrec.cli.main:main"]},
+    cmdclass={"build_py": BuildPyWithProtos},
 )

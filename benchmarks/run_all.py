@@ -12,8 +12,14 @@ BENCHMARKS = [  # every script in benchmarks/ that writes a section
     "homedepot_semantic.py",
     "retrieval_speed.py",
     "retrieval_quality.py",
+    "ranker_quality.py",
     "intent_quality.py",
     "intent_latency.py",
+    "training_speed.py",
+    "serving_load.py",
+    "search_load.py",
+    "online_ingest.py",
+    "ab_pricing.py",
 ]
 
 HELPERS = {"__init__.py", "common.py", "run_all.py"}

@@ -1,7 +1,8 @@
-"""`tfrec demo` (what `make demo` runs) end to end on the tiny preset: every stage runs, every model is exported and
-the sample requests are served over gRPC by the model server from the exported query-understanding, retrieval and
-CTR SavedModels."""
+"""`tfrec demo` (what `make demo` runs) end to end on the tiny preset: every stage runs, every model is exported, the
+ranker is calibrated through the model server, and the newest logged requests are replayed as Search and Recommend
+calls to the search service over gRPC, each answer printed with its reasons."""
 
+import json
 import re
 from pathlib import Path
 
@@ -10,19 +11,31 @@ from tfrec.cli.main import main
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_demo_runs_every_stage_and_serves_requests(tmp_path, capsys, monkeypatch):
+def test_demo_runs_every_stage_and_serves_search_and_recommend(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(REPO)  # the demo's default configs are repository-relative, as in `make demo`
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--preset", "tiny", "--epochs", "2", "--requests", "1", "--intent-queries", "400"]
+    argv = ["demo", "--out", str(out), "--preset", "tiny", "--epochs", "2", "--requests", "1",
+            "--intent-queries", "400"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    for stage in range(1, 11):
+    for stage in range(1, 13):
         assert f"=== {stage}. " in printed
-    for model in ("ctr", "retrieval", "retrieval_query_tower", "retrieval_candidate_tower", "intent"):
+    for model in ("ctr", "retrieval", "retrieval_query_tower", "retrieval_candidate_tower", "intent", "ranker"):
         assert (out / "models" / model / "1" / "saved_model.pb").exists(), model
     assert re.search(r"tfrec serve --model_config_file \S+models\.config: listening on 127\.0\.0\.1:\d+", printed)
-    assert (out / "models" / "models.config").exists()
-    served = re.findall(r"request \S+ by \S+ \((search \"[^\"]+\"|recommendation)\): 100 candidates from 500 items", printed)
-    assert len(served) == 2 and served[0].startswith("search")
-    assert re.search(r"  understood: intent .+ \(p=\d\.\d\d\), filters .+; \d+ candidates within the price limits", printed)
-    assert re.search(r"mean true P\(click\) of the top 5 at position 0: retrieve-then-rank 0\.\d{3} vs the shop's own top 5 0\.\d{3}", printed)
+    calibration = json.loads((out / "models" / "ranker_calibration.json").read_text())
+    assert calibration["method"] == "platt" and calibration["model"] == "ranker" and calibration["version"] == 1
+    assert re.search(r"tfrec search-calibrate: wrote \S+ranker_calibration\.json: platt .+; held-out log loss "
+                     r"\d\.\d{4} -> \d\.\d{4}", printed)
+    assert re.search(r"tfrec serve-search: listening on 127\.0\.0\.1:\d+ \(model server 127\.0\.0\.1:\d+, 500 catalog "
+                     r"items\)", printed)
+    replays = re.findall(r"\n(Search \"[^\"]+\"|Recommend) for U\d+ \(\w+\), replaying logged request \S+:\n"
+                         r"request \S+: 5 items from 500 retrieved candidates \(\d+ after filters\); models (.+)\n",
+                         printed)
+    assert [kind.split(" ")[0] for kind, _ in replays] == ["Search", "Recommend"], printed[-4000:]
+    assert replays[0][1] == "intent v1, ranker v1, retrieval v1" and replays[1][1] == "ranker v1, retrieval v1"
+    assert re.search(r"  understood: intent .+ \(p=\d\.\d\d\), slots ", printed)
+    assert printed.count("       why: ") == 10 and "DEGRADED" not in printed
+    assert "calibration: platt (a=" in printed
+    assert re.search(r"mean true P\(click\) of the top 5 at position 0: search service 0\.\d{3} vs the shop's own "
+                     r"top 5 0\.\d{3}", printed)

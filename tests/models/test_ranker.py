@@ -5,6 +5,7 @@ Weights are random (no training): these are properties of the graph, which must 
 tested in tests/training/test_ranker_job.py.
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,28 @@ def test_explanations_are_complete(setup):
     assert len(top) == 3 and abs(top[0][1]) >= abs(top[-1][1])
 
 
+def test_first_order_terms_add_to_the_logit_and_are_credited_exactly(setup):
+    config, fitted, _, features = setup
+    wide = dataclasses.replace(config.model, bias_features=["user_id", "item_id"], crosses=[["user_id", "category"]],
+                               explain_groups={})
+    model = build_ranker(wide, fitted, {"click": 0.08, "purchase": 0.01})
+    model(features)
+    assert model.heads["click"].bias.numpy()[0] == pytest.approx(np.log(0.08 / 0.92))  # starts at the base rate
+    terms = model.embed(features).numpy()[:, model.embeddings.output_dim:].reshape(ROWS, 3, 2)
+    np.testing.assert_array_equal(terms, 0.0)  # no offset before training
+    without = model.logits(features)["click"].numpy()
+    rng = np.random.default_rng(1)
+    for weight in model.biases.weights:
+        weight.assign(rng.normal(0.0, 0.5, weight.shape).astype(np.float32))
+    terms = model.embed(features).numpy()[:, model.embeddings.output_dim:].reshape(ROWS, 3, 2)
+    np.testing.assert_allclose(model.logits(features)["click"].numpy() - without, terms[:, :, 0].sum(axis=1),
+                               rtol=1e-5, atol=1e-5)
+    explanation = model.explain(features, head="click", steps=8)
+    cross = explanation.groups.index("user_id_x_category")  # a linear term: its own value, no quadrature error
+    np.testing.assert_allclose(explanation.contributions[:, cross], terms[:, 2, 0], rtol=1e-5, atol=1e-6)
+    assert np.abs(terms[:, 2, 0]).max() > 0.1
+
+
 def test_model_rebuilds_from_config_and_weights(setup):
     _, _, model, features = setup
     clone = DCNRanker.from_config(model.get_config())
@@ -137,6 +160,10 @@ def test_cross_layer_is_the_dcn_v2_formula():
         ({"structure": "zigzag"}, "structure"),
         ({"features": ["user_id", "position"]}, "features"),
         ({"matches": [["query"]]}, "matches[0]"),
+        ({"crosses": [["user_id"]]}, "crosses[0]"),
+        ({"bias_l2": -1.0}, "bias_l2"),
+        ({"cross_buckets": 0}, "cross_buckets"),
+        ({"bias_features": ["item_id", "position"]}, "bias_features"),
     ],
 )
 def test_config_errors_name_the_field(override, field):

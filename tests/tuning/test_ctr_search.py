@@ -1,12 +1,17 @@
 """Tuning the CTR model for real on a tiny synthetic shop: the search, its files, the best model's export, the CLI,
-and a chief + worker distributed search over keras-tuner's gRPC oracle on 127.0.0.1."""
+and a distributed search (a chief and two workers) over keras-tuner's gRPC oracle on 127.0.0.1. This file is also
+the workers' program: `python <this file> CONFIG SPACE DIRECTORY STARTED_DIR`."""
 
+import ast
+import csv
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +166,8 @@ def test_cli_tune_then_train_the_best_config(tmp_path, capsys):
     best = tmp_path / "t" / "ctr" / "best_config.yaml"
     assert f"best config: {best}" in out
     assert len(json.loads((tmp_path / "t" / "ctr" / "trials.json").read_text())["trials"]) == 2
+    assert f"trials: {tmp_path / 't' / 'ctr' / 'trials.json'}, {tmp_path / 't' / 'ctr' / 'trials.csv'}" in out
+    assert (tmp_path / "t" / "ctr" / "trials.csv").read_text().count("\n") == 3  # header + two trials
     train = ["train", "ctr", "--config", best, "--run-dir", tmp_path / "run", "--set", "training.epochs=1"]
     assert main([str(a) for a in train]) == 0
     assert (tmp_path / "run" / "checkpoints" / "best.index").exists()
@@ -184,42 +191,91 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_distributed_search_chief_and_worker_over_grpc(tmp_path):
-    """A chief (the oracle) and a worker (runs trials), as two processes with keras-tuner's env vars.
+class BothWorkersStarted(tf.keras.callbacks.Callback):
+    """Holds a worker's first trial until every worker has started one. keras-tuner hands the next trial to whichever
+    worker asks first, so without this a worker that starts fast could run every trial before the other asks."""
+
+    def __init__(self, directory: str, tuner_id: str, workers: int = 2, timeout: float = 240.0):
+        super().__init__()
+        self.directory, self.tuner_id, self.workers, self.timeout = directory, tuner_id, workers, timeout
+
+    def on_train_begin(self, logs=None):
+        mine = os.path.join(self.directory, self.tuner_id)
+        if os.path.exists(mine):
+            return
+        open(mine, "w").close()
+        deadline = time.monotonic() + self.timeout
+        while len(os.listdir(self.directory)) < self.workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {os.listdir(self.directory)} started a trial within {self.timeout} s")
+            time.sleep(0.2)
+
+
+def _tuning_worker(config: str, space: str, directory: str, started: str) -> None:
+    """A worker process of the distributed test: `tfrec tune ctr` with the callback above."""
+    from tfrec.tuning import format_trials, load_space
+
+    result = run_search(CTRTuningJob(load_ctr_config(config)), load_space(space, {"tuner.directory": directory}),
+                        callbacks=[BothWorkersStarted(started, os.environ["KERASTUNER_TUNER_ID"])])
+    print(format_trials(result))
+
+
+def test_distributed_search_chief_and_two_workers_over_grpc(tmp_path):
+    """A chief (the oracle, `tfrec tune ctr`) and two workers (run trials), as processes with keras-tuner's env vars.
 
     keras-tuner 1.3.5's chief checks every 30 s whether the search is over and then serves 30 s more, so this takes
-    at least a minute (about 70 s on two idle cores; longer if the worker's trials miss the chief's first check).
+    at least a minute (about 70 s on two idle cores; longer if the workers' trials miss the chief's first check).
     """
-    config, space = _write_inputs(tmp_path, max_trials=2, minimal=True)
+    config, space = _write_inputs(tmp_path, max_trials=3, minimal=True)
+    (tmp_path / "started").mkdir()
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
            "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
+    commands = {"chief": [sys.executable, "-m", "tfrec.cli.main", "tune", "ctr", "--config", str(config), "--space",
+                          str(space), "--directory", str(tmp_path / "chief")]}
+    for worker in ("tuner0", "tuner1"):
+        commands[worker] = [sys.executable, __file__, str(config), str(space), str(tmp_path / worker),
+                            str(tmp_path / "started")]
     processes = {}
     try:
-        for role, tuner_id in (("chief", "chief"), ("worker", "tuner0")):
-            argv = [sys.executable, "-m", "tfrec.cli.main", "tune", "ctr", "--config", str(config), "--space",
-                    str(space), "--directory", str(tmp_path / role)]
+        for role, argv in commands.items():  # the chief first: a worker waits for its oracle
             log = open(tmp_path / f"{role}.log", "w", encoding="utf-8")
-            processes[role] = subprocess.Popen(argv, env={**env, "KERASTUNER_TUNER_ID": tuner_id}, stdout=log,
+            processes[role] = subprocess.Popen(argv, env={**env, "KERASTUNER_TUNER_ID": role}, stdout=log,
                                                stderr=subprocess.STDOUT, cwd=REPO)
-        codes = {role: p.wait(timeout=300) for role, p in processes.items()}
+        codes = {role: p.wait(timeout=360) for role, p in processes.items()}
     finally:
         for p in processes.values():
             if p.poll() is None:
                 p.kill()
     logs = {role: (tmp_path / f"{role}.log").read_text(encoding="utf-8") for role in processes}
-    assert codes == {"chief": 0, "worker": 0}, logs
-    assert "worker tuner0: ran trials ['0', '1']" in logs["worker"], logs["worker"]
+    assert codes == {"chief": 0, "tuner0": 0, "tuner1": 0}, logs
     assert "chief: serving the oracle on 127.0.0.1" in logs["chief"]
 
-    # The chief recorded the worker's trials (scores and values) and wrote the results; it trained nothing itself,
-    # the worker wrote no results.
+    # The workers shared the trials: each ran at least one, none ran the same one, together they ran all three.
+    ran = {}
+    for worker in ("tuner0", "tuner1"):
+        found = re.search(rf"worker {worker}: ran trials (\[.*\])", logs[worker])
+        assert found, logs[worker]
+        ran[worker] = ast.literal_eval(found.group(1))
+    assert ran["tuner0"] and ran["tuner1"] and not set(ran["tuner0"]) & set(ran["tuner1"]), ran
+    assert sorted(ran["tuner0"] + ran["tuner1"]) == ["0", "1", "2"]
+
+    # The chief recorded every trial (scores and values) in trials.json and trials.csv; it trained nothing itself,
+    # and the workers wrote no results.
     saved = json.loads((tmp_path / "chief" / "ctr" / "trials.json").read_text())
-    assert [(t["trial_id"], t["status"]) for t in saved["trials"]] == [("0", "COMPLETED"), ("1", "COMPLETED")]
-    for trial in saved["trials"]:
-        assert f"{trial['score']:.4f}" in logs["worker"]  # the worker's table shows the scores the chief holds
-        assert (tmp_path / "worker" / "ctr" / "search" / f"trial_{trial['trial_id']}" / "checkpoint.index").exists()
-        assert not (tmp_path / "chief" / "ctr" / "search" / f"trial_{trial['trial_id']}" / "checkpoint.index").exists()
+    assert [(t["trial_id"], t["status"]) for t in saved["trials"]] == [(i, "COMPLETED") for i in ("0", "1", "2")]
+    with open(tmp_path / "chief" / "ctr" / "trials.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["trial_id"], float(r["val_auc"])) for r in rows] == [(t["trial_id"], t["score"]) for t in saved["trials"]]
+    for worker, trial_ids in ran.items():
+        for trial in (t for t in saved["trials"] if t["trial_id"] in trial_ids):
+            assert f"{trial['score']:.4f}" in logs[worker]  # the worker's table shows the scores the chief holds
+            assert (tmp_path / worker / "ctr" / "search" / f"trial_{trial['trial_id']}" / "checkpoint.index").exists()
+            assert not (tmp_path / "chief" / "ctr" / "search" / f"trial_{trial['trial_id']}" / "checkpoint.index").exists()
+        assert not (tmp_path / worker / "ctr" / "trials.json").exists()
     best = load_ctr_config(str(tmp_path / "chief" / "ctr" / "best_config.yaml"))
     assert best.training.optimizer.name == saved["best_overrides"]["training.optimizer.name"]
-    assert not (tmp_path / "worker" / "ctr" / "trials.json").exists()
     assert np.isclose(saved["best_score"], max(t["score"] for t in saved["trials"]))
+
+
+if __name__ == "__main__":
+    _tuning_worker(*sys.argv[1:5])

@@ -3,6 +3,7 @@
 A toy regression job runs Bayesian and Hyperband searches, restores its best epoch, and shows how failures surface.
 """
 
+import csv
 import dataclasses
 import json
 import os
@@ -18,7 +19,7 @@ from tfrec._tfrs import tfrs
 from tfrec.config import from_dict, load_config
 from tfrec.training.ctr_job import load_ctr_config
 from tfrec.training.trainer import OptimizerConfig, TrainingConfig
-from tfrec.tuning import ConfigHyperModel, SearchFailedError, SearchSpace, TuningJob, run_search
+from tfrec.tuning import ConfigHyperModel, SearchFailedError, SearchSpace, TuningJob, format_trials, run_search
 
 
 @dataclasses.dataclass
@@ -56,11 +57,11 @@ class ToyRegressor(tfrs.models.Model):
 
 
 class ToyJob(TuningJob):
-    """y = x·w + noise, in memory; `broken_data` makes every trial's fit fail, to test failed searches."""
+    """y = x·w + noise, in memory; `broken_data` (activations) makes those trials' fit fail, to test failures."""
 
     name = "toy"
 
-    def __init__(self, broken_data=False):
+    def __init__(self, broken_data=()):
         self._base = ToyJobConfig()
         self.broken_data = broken_data
         rng = np.random.default_rng(0)
@@ -80,7 +81,7 @@ class ToyJob(TuningJob):
         return ToyRegressor(config.model)
 
     def datasets(self, config):
-        if self.broken_data:
+        if config.model.activation in self.broken_data:
             raise ValueError(f"no data for {config.model.activation} today")
         batch = config.training.batch_size
         return (tf.data.Dataset.from_tensor_slices(self.train).batch(batch),
@@ -143,13 +144,104 @@ def test_hyperband_runs_brackets_with_growing_epochs(tmp_path):
     assert result.best_score == min(t["score"] for t in result.trials if t["score"] is not None)
 
 
-def test_a_search_where_every_trial_fails_says_why(tmp_path):
+def test_a_search_where_every_trial_fails_says_why_and_still_writes_the_trials(tmp_path):
     space = _space(
         tmp_path, {"algorithm": "random", "max_trials": 2},
-        [{"name": "activation", "path": "model.activation", "type": "choice", "values": ["linear"]}],
+        [{"name": "activation", "path": "model.activation", "type": "choice", "values": ["linear"]},
+         {"name": "learning_rate", "path": "training.optimizer.learning_rate", "type": "float", "min": 0.01,
+          "max": 0.1}],
     )
-    with pytest.raises(SearchFailedError, match="no trial completed; trial 0 failed with: ValueError: no data for li"):
-        run_search(ToyJob(broken_data=True), space, log=lambda _: None)
+    with pytest.raises(SearchFailedError, match="no trial completed; trial 0 failed with: ValueError: no data for li"
+                                                ".*; every trial is in .*trials.csv"):
+        run_search(ToyJob(broken_data={"linear"}), space, log=lambda _: None)
+    saved = json.loads((tmp_path / "toy" / "trials.json").read_text())
+    assert saved["best_trial_id"] is None and saved["best_score"] is None and saved["best_overrides"] == {}
+    assert [t["status"] for t in saved["trials"]] == ["FAILED", "FAILED"]
+    assert all(t["error"] == "ValueError: no data for linear today" for t in saved["trials"])
+    rows = _csv(tmp_path / "toy" / "trials.csv")
+    assert [(r["status"], r["val_rmse"], r["error"]) for r in rows] == [("FAILED", "", "ValueError: no data for "
+                                                                          "linear today")] * 2
+    assert not (tmp_path / "toy" / "best_config.yaml").exists()
+
+
+def _csv(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_failed_trial_is_reported_with_its_error_beside_the_completed_ones(tmp_path):
+    space = _space(
+        tmp_path, {"algorithm": "random", "max_trials": 4, "seed": 1, "epochs": 1},
+        [{"name": "activation", "path": "model.activation", "type": "choice", "values": ["relu", "linear"]},
+         {"name": "units", "path": "model.units", "type": "choice", "values": [2, 8]}],
+    )
+    result = run_search(ToyJob(broken_data={"linear"}), space, log=lambda _: None)
+    statuses = {t["hyperparameters"]["activation"]: t["status"] for t in result.trials}
+    assert statuses == {"relu": "COMPLETED", "linear": "FAILED"}, result.trials
+    failed = [t for t in result.trials if t["status"] == "FAILED"]
+    assert all(t["error"] == "ValueError: no data for linear today" and t["score"] is None for t in failed)
+    best = next(t for t in result.trials if t["trial_id"] == result.best_trial_id)
+    assert best["status"] == "COMPLETED" and result.best_score == min(
+        t["score"] for t in result.trials if t["score"] is not None)
+
+    rows = {r["trial_id"]: r for r in _csv(tmp_path / "toy" / "trials.csv")}
+    assert list(next(iter(rows.values()))) == ["trial_id", "status", "val_rmse", "best_epoch", "activation", "units",
+                                               "error"]
+    for t in result.trials:
+        row = rows[t["trial_id"]]
+        assert (row["status"], row["activation"], row["units"]) == (t["status"], t["hyperparameters"]["activation"],
+                                                                    str(t["hyperparameters"]["units"]))
+        assert row["error"] == t.get("error", "") and row["val_rmse"] == ("" if t["score"] is None else str(t["score"]))
+    table = format_trials(result).splitlines()
+    assert table[0].split() == ["trial", "status", "val_rmse", "activation", "units", "error"]
+    for t in failed:
+        line = next(line for line in table if line.startswith(t["trial_id"] + " "))
+        assert "FAILED" in line and line.endswith("ValueError: no data for linear today")
+
+
+class RecordingToyJob(ToyJob):
+    """Keeps the config of every model it builds (one per trial)."""
+
+    def __init__(self):
+        super().__init__()
+        self.built = []
+
+    def build_model(self, config):
+        self.built.append(config.model)
+        return super().build_model(config)
+
+
+def test_an_inactive_conditional_hyperparameter_keeps_the_base_value_and_shows_as_inactive(tmp_path):
+    space = _space(
+        tmp_path, {"algorithm": "random", "max_trials": 5, "seed": 2, "epochs": 1},
+        [{"name": "activation", "path": "model.activation", "type": "choice", "values": ["relu", "linear"]},
+         {"name": "units", "path": "model.units", "type": "choice", "values": [2, 8],
+          "when": {"name": "activation", "values": ["relu"]}},
+         {"name": "learning_rate", "path": "training.optimizer.learning_rate", "type": "float", "min": 0.005,
+          "max": 0.1, "sampling": "log"}],
+    )
+    job = RecordingToyJob()
+    base_units = job.base_config.model.units
+    result = run_search(job, space, log=lambda _: None)
+    assert len(result.trials) == 5 and {t["status"] for t in result.trials} == {"COMPLETED"}
+    built = [(m.activation, m.units) for m in job.built]
+    assert {a for a, _ in built} == {"relu", "linear"}, built
+    # relu trials train the sampled units; linear ones the base config's, whatever value the oracle held.
+    assert all(units in (2, 8) if activation == "relu" else units == base_units for activation, units in built)
+
+    rows = {r["trial_id"]: r for r in _csv(tmp_path / "toy" / "trials.csv")}
+    table = format_trials(result).splitlines()
+    for t in result.trials:
+        linear = t["hyperparameters"]["activation"] == "linear"
+        assert ("units" in t["hyperparameters"]) != linear and (t.get("inactive") == ["units"]) == linear
+        assert ("model.units" in t["overrides"]) != linear
+        assert (rows[t["trial_id"]]["units"] == "") == linear
+        line = next(line for line in table if line.startswith(t["trial_id"]))
+        assert (" inactive " in line) == linear, line
+    saved = json.loads((tmp_path / "toy" / "trials.json").read_text())
+    assert saved["trials"] == result.trials
+    best = load_config(result.best_config_path, ToyJobConfig)
+    assert best.model.units == result.best_overrides.get("model.units", base_units)
 
 
 def test_an_invalid_combination_fails_the_trial_with_the_config_error():

@@ -186,3 +186,113 @@ def test_a_path_tuned_twice_is_refused():
             {"name": "a", "path": "model.query.output_dim", "also_paths": ["model.candidate.output_dim"], "type": "boolean"},
             {"name": "b", "path": "model.candidate.output_dim", "type": "boolean"},
         ]})
+
+
+# ----------------------------------------------------------------------------------------- conditional hyperparameters
+CONDITIONAL = [
+    {"name": "cross_layers", "path": "model.cross_layers", "type": "choice", "values": [0, 1, 2]},
+    {"name": "cross_rank", "type": "choice", "values": ["full", "low_rank"],
+     "when": {"name": "cross_layers", "values": [1, 2]}},
+    {"name": "projection_dim", "path": "model.projection_dim", "type": "int", "min": 4, "max": 16, "step": 4,
+     "when": {"name": "cross_rank", "values": ["low_rank"]}},
+    {"name": "depth", "path": "model.deep_units", "type": "choice", "values": [[64], [128, 64]]},
+    {"name": "dropout", "path": "model.dropout", "type": "float", "min": 0.0, "max": 0.3,
+     "when": {"name": "depth", "values": [[128, 64]]}},
+]
+
+
+def test_conditional_hyperparameters_are_active_only_under_their_parents_values():
+    space = from_dict(SearchSpace, {"hyperparameters": CONDITIONAL})
+    hp = kt.HyperParameters()
+    # The first build takes the defaults: no cross layers, so the rank switch and the projection are inactive.
+    assert define(hp, space) == {"model.cross_layers": 0, "model.deep_units": [64]}
+    registered = {h.name: h for h in hp.space}
+    assert [(c.name, c.values) for c in registered["projection_dim"].conditions] == [
+        ("cross_layers", [1, 2]), ("cross_rank", ["low_rank"])]  # nested: the switch's own condition comes first
+    assert [(c.name, c.values) for c in registered["dropout"].conditions] == [("depth", ["[128, 64]"])]
+
+    def chosen(**values):
+        trial = hp.copy()
+        trial.values = dict(values)
+        return define(trial, space)
+
+    assert chosen(cross_layers=1, cross_rank="full", depth="[64]") == {"model.cross_layers": 1,
+                                                                      "model.deep_units": [64]}
+    assert chosen(cross_layers=2, cross_rank="low_rank", projection_dim=8, depth="[128, 64]", dropout=0.2) == {
+        "model.cross_layers": 2, "model.projection_dim": 8, "model.deep_units": [128, 64], "model.dropout": 0.2}
+    # A value left over for an inactive hyperparameter is not applied: its parent's value rules.
+    assert "model.projection_dim" not in chosen(cross_layers=0, cross_rank="low_rank", projection_dim=8, depth="[64]")
+
+    # What the oracle samples respects the conditions: children appear exactly when their parents allow them.
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=30, seed=3)
+    oracle.update_space(hp)
+    seen = set()
+    for _ in range(30):
+        values = oracle.populate_space("x")["values"]
+        assert ("cross_rank" in values) == (values["cross_layers"] > 0), values
+        assert ("projection_dim" in values) == (values.get("cross_rank") == "low_rank"), values
+        assert ("dropout" in values) == (values["depth"] == "[128, 64]"), values
+        seen.add(values.get("projection_dim"))
+    assert {None, 4, 8, 12, 16} <= seen
+
+
+@pytest.mark.parametrize(
+    "when,where,message",
+    [
+        ({"name": "cross_layer", "values": [1]}, "hyperparameters[1].when.name",
+         "'cross_rank' depends on 'cross_layer', which is not a hyperparameter of this space (declared before it: "
+         "'cross_layers')"),
+        ({"name": "projection_dim", "values": [4]}, "hyperparameters[1].when.name",
+         "'cross_rank' depends on 'projection_dim' (hyperparameters[2]), which must be declared before it"),
+        ({"name": "cross_rank", "values": ["full"]}, "hyperparameters[1].when.name", "must be declared before it"),
+        ({"name": "cross_layers", "values": [1, 5]}, "hyperparameters[1].when.values",
+         "'cross_rank': values [5] are not in the domain of 'cross_layers' (one of [0, 1, 2])"),
+        ({"name": "cross_layers", "values": [True]}, "hyperparameters[1].when.values", "values [True] are not"),
+        ({"name": "cross_layers", "values": []}, "hyperparameters[1].when.values", "an empty list is not"),
+    ],
+)
+def test_bad_conditions_name_the_hyperparameter(when, where, message):
+    hyperparameters = [dict(h) for h in CONDITIONAL[:3]]
+    hyperparameters[1]["when"] = when
+    with pytest.raises(ConfigError) as err:
+        from_dict(SearchSpace, {"hyperparameters": hyperparameters}, "space.yaml")
+    assert err.value.path == where and message in err.value.reason, str(err.value)
+    assert str(err.value).startswith("space.yaml: " + where)
+
+
+def test_range_and_boolean_parents_check_their_domain():
+    def space(parent, values):
+        return {"hyperparameters": [dict(parent, name="p"), {"name": "c", "path": "model.l2", "type": "boolean",
+                                                              "when": {"name": "p", "values": values}}]}
+
+    ranged = {"path": "model.cross_layers", "type": "int", "min": 1, "max": 7, "step": 2}
+    assert from_dict(SearchSpace, space(ranged, [1, 7])).hyperparameters[1].when.values == [1, 7]
+    for bad in ([2], [9], [1.0], ["1"]):  # off the step, out of range, wrong types
+        with pytest.raises(ConfigError, match=r"'c': values .* not in the domain of 'p' \(int in \[1, 7\] in steps"):
+            from_dict(SearchSpace, space(ranged, bad))
+    flag = {"path": "training.cache", "type": "boolean"}
+    assert from_dict(SearchSpace, space(flag, [True])).hyperparameters[1].when.values == [True]
+    with pytest.raises(ConfigError, match=r"values \[1\] are not in the domain of 'p' \(true or false\)"):
+        from_dict(SearchSpace, space(flag, [1]))
+
+
+def test_a_switch_needs_a_name_and_a_dependent():
+    with pytest.raises(ConfigError, match="'cross_rank' has no path and no hyperparameter's `when` names it"):
+        from_dict(SearchSpace, {"hyperparameters": CONDITIONAL[:2]})
+    with pytest.raises(ConfigError, match=r"hyperparameters\[0\]\.path: needs a path into the job config"):
+        from_dict(SearchSpace, {"hyperparameters": [{"type": "boolean"}]})
+
+
+def test_the_shipped_ranker_space_fits_the_ranker_config():
+    from tfrec.training.ranker_job import load_ranker_config
+    from tfrec.tuning.ranker import RankerTuningJob
+
+    space = load_space(REPO / "configs" / "tuning" / "ranker.yaml")
+    config = load_ranker_config(str(REPO / "configs" / "ranker.yaml"))
+    check_paths(space, config, RankerTuningJob.fixed_paths)
+    assert config.model.projection_dim is None  # `cross_rank: full` (projection_dim inactive) means full rank
+    by_name = {h.name: h for h in space.hyperparameters}
+    assert by_name["projection_dim"].when.name == "cross_rank" and by_name["projection_dim"].when.values == ["low_rank"]
+    assert by_name["cross_rank"].path is None and space.tuner.objective in config.monitors()
+    assert {"model.cross_layers", "model.structure", "model.projection_dim", "model.deep_units", "model.dropout",
+            "model.embedding_dim", "training.optimizer.learning_rate", "model.tasks.purchase"} <= set(space.paths.values())

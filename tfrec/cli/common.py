@@ -22,3 +22,19 @@ def config_overrides(args) -> dict:
     if getattr(args, "run_dir", None):
         overrides["run_dir"] = args.run_dir
     return overrides
+
+
+def serve_until_signalled(server, grace_seconds: float, name: str) -> None:
+    """Blocks until `server` (anything with stop(grace) and wait_for_termination(timeout)) has stopped; SIGTERM or
+    SIGINT stops it gracefully, letting requests in flight finish for up to `grace_seconds`."""
+    import signal
+    import threading
+
+    def shutdown(signum, frame):
+        print(f"tfrec {name}: stopping (waiting up to {grace_seconds:g}s for requests in flight)", flush=True)
+        threading.Thread(target=server.stop, args=(grace_seconds,), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    while not server.wait_for_termination(0.5):
+        pass

@@ -3,10 +3,11 @@
 generate a synthetic shop → validate it → train the CTR model (TFRecords, TensorBoard, checkpoints) → evaluate →
 export a SavedModel version → reload it from disk → score sample requests and print the ranked products →
 train the two-tower retrieval model → export it with the catalog in the graph (plus both towers) → fine-tune the BERT
-query-understanding model → export it → serve sample requests through the reloaded SavedModels: the query model
-parses a search into intent and filters, retrieval finds candidates in the whole catalog, the parsed price limits
-filter them, and the CTR model ranks them — every model called over gRPC through tfrec's TF Serving-compatible
-model server.
+query-understanding model → export it → train and export the DCN ranker → start the model server (tfrec serve) and
+calibrate the ranker through it → start the search service (tfrec serve-search) and replay the newest logged
+requests as Search and Recommend calls over gRPC: the query model parses a search into intent and filters,
+retrieval finds candidates in the whole catalog, filters, the DCN ranker, calibration and MMR diversity give the
+top products, printed with the reasons they are there and their true click probability.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ def register(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="run the end-to-end demo on synthetic data",
-        description="Generates a synthetic shop, trains, evaluates and exports the CTR model, reloads the "
-        "SavedModel and ranks the products of sample requests with it.",
+        description="Generates a synthetic shop; trains, evaluates and exports the CTR, retrieval, query-understanding "
+        "and DCN ranker models; serves them with the model server and the search service and sends them Search "
+        "and Recommend requests over gRPC.",
     )
     demo.add_argument("--out", default="demo_out", help="working directory for data, runs and models")
     demo.add_argument("--config", default="configs/ctr.yaml", help="CTR config (data source is replaced)")
@@ -29,6 +31,11 @@ def register(commands) -> None:
     demo.add_argument("--intent-config", default="configs/intent.yaml", help="query-understanding config")
     demo.add_argument("--intent-queries", type=int, default=4000,
                       help="labelled searches the query model is fine-tuned on (bounds CPU time)")
+    demo.add_argument("--ranker-config", default="configs/ranker.yaml",
+                      help="DCN ranker config (data source is replaced)")
+    demo.add_argument("--ranker-epochs", type=int, default=3, help="ranker epochs when --epochs is not given")
+    demo.add_argument("--search-config", default="configs/search.yaml",
+                      help="search service config (catalog, model server and ports are replaced)")
     demo.add_argument("--preset", default="small", help="synthetic data size (tiny for a quick look)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--epochs", type=int, help="override training.epochs")
@@ -76,6 +83,7 @@ def run_demo(args) -> int:
 
     _banner("6. train the two-tower retrieval model")
     from tfrec.export.retrieval import export_two_tower
+    from tfrec.server.search.config import load_search_config
     from tfrec.training.retrieval_job import load_retrieval_config, read_catalog, train_retrieval
 
     retrieval_dir = os.path.join(args.out, "runs/retrieval")
@@ -84,8 +92,9 @@ def run_demo(args) -> int:
 
     _banner("7. export the retrieval model (catalog in the graph) and both towers")
     info = {"metrics": {r.name: r.metrics() for r in retrieval.reports}}
+    k = max(retrieval_config.export_k, load_search_config(args.search_config).candidates)  # the search service's N
     paths = export_two_tower(retrieval.model, read_catalog(retrieval_config, retrieval_dir), models_dir, "retrieval",
-                             retrieval_config.export_k, info=info)
+                             k, info=info)
     for exported in paths.values():
         print(f"exported {exported}")
 
@@ -104,18 +113,49 @@ def run_demo(args) -> int:
     intent_path = export_intent(intent.model, models_dir, "intent", info={"metrics": intent.report.to_dict()})
     print(f"exported {intent_path}")
 
-    _banner("10. serve requests through the model server (gRPC PredictionService on 127.0.0.1)")
-    from tfrec.cli.demo_pipeline import models_config, serve_samples
-    from tfrec.server import build_server
-    from tfrec.server.client import PredictionClient
+    _banner("10. train the DCN ranker (click and purchase heads) and export it")
+    from tfrec.export.ranker import export_ranker
+    from tfrec.training.ranker_job import load_ranker_config, train_ranker
 
-    config_path = models_config(models_dir, ["ctr", "retrieval", "intent"])
+    ranker_overrides = {**_job_overrides(args, data_dir, os.path.join(args.out, "runs/ranker")), "baseline": None}
+    ranker_overrides.setdefault("training.epochs", args.ranker_epochs)
+    ranker = train_ranker(load_ranker_config(args.ranker_config, ranker_overrides))
+    ranker_path = export_ranker(ranker.model, models_dir, "ranker", info={"metrics": ranker.report.to_dict()})
+    print(f"exported {ranker_path}")
+
+    _banner("11. start the model server (gRPC PredictionService on 127.0.0.1) and calibrate the ranker through it")
+    from tfrec.cli.demo_pipeline import models_config, serve_samples
+    from tfrec.data.examples import impression_examples
+    from tfrec.server import build_server
+    from tfrec.server.search.calibration import calibrate_served_ranker
+
+    config_path = models_config(models_dir, ["ranker", "retrieval", "intent"])
     server, port = build_server(config_path, host="127.0.0.1", port=0)
     print(f"tfrec serve --model_config_file {config_path}: listening on 127.0.0.1:{port}")
+    search = None
     try:
-        with PredictionClient(f"127.0.0.1:{port}") as client:
-            serve_samples(dataset, synthetic.ground_truth, client, retrieval_config, config, args.requests)
+        calibration_path = os.path.join(models_dir, "ranker_calibration.json")
+        calibration = calibrate_served_ranker(f"127.0.0.1:{port}", impression_examples(dataset))
+        calibration.save(calibration_path)
+        report = calibration.report
+        print(f"tfrec search-calibrate: wrote {calibration_path}: {calibration.describe()}; held-out log loss "
+              f"{report['holdout_log_loss_ranker']:.4f} -> {report['holdout_log_loss_calibrated']:.4f}")
+
+        _banner("12. start the search service and send it Search and Recommend requests over gRPC")
+        from tfrec.server.search import SearchClient, build_search_server, load_search_config
+
+        search_config = load_search_config(args.search_config, {
+            "catalog": data_dir, "model_server": f"127.0.0.1:{port}", "server.port": 0,
+            "calibration": calibration_path, "deadline_ms": 30000.0})
+        search, search_port = build_search_server(search_config)
+        print(f"tfrec serve-search: listening on 127.0.0.1:{search_port} (model server 127.0.0.1:{port}, "
+              f"{len(search.pipeline.catalog)} catalog items)")
+        with SearchClient(f"127.0.0.1:{search_port}", timeout=60.0) as client:
+            serve_samples(dataset, synthetic.ground_truth, client, args.requests,
+                          history_length=search_config.personalisation.history_length)
     finally:
+        if search is not None:
+            search.stop(5)
         server.stop(5)
     print(f"\nTensorBoard: tensorboard --logdir {args.out}/runs   Models: {models_dir}")
     return 0

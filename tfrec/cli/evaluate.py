@@ -10,7 +10,9 @@ def register(commands) -> None:
         "evaluate",
         help="evaluate a trained run",
         description="Reports AUC, log loss, calibration by decile, the popularity baseline and (synthetic data) "
-        "the ground-truth AUC on a split of a training run.",
+        "the ground-truth AUC on a split of a training run; for ranker runs, per head, the pointwise and per-request "
+        "(or per-user) metrics of the DCN ranker beside the run's logistic CTR, popularity and the ground truth; for "
+        "retrieval runs, full-catalog recall, NDCG and MRR.",
     )
     ev.add_argument("--run", required=True, help="run directory written by `tfrec train`")
     ev.add_argument("--saved-model", help="evaluate this exported version instead of the run's checkpoint")
@@ -22,8 +24,11 @@ def register(commands) -> None:
 def run_evaluate(args) -> int:
     from tfrec.cli.export import run_job
 
-    if run_job(args.run) == "retrieval":
+    job = run_job(args.run)
+    if job == "retrieval":
         return _evaluate_retrieval(args)
+    if job == "ranker":
+        return _evaluate_ranker(args)
     from tfrec.export.loading import saved_model_predictor
     from tfrec.training.ctr_job import evaluate_run, load_run_config, predict, restore_ctr_run
 
@@ -65,3 +70,38 @@ def _evaluate_retrieval(args) -> int:
         print(reports[0].protocol)
         print(format_reports(reports))
     return 0
+
+
+def _evaluate_ranker(args) -> int:
+    """The ranker report from the run's checkpoints (ranker and logistic CTR baseline), or with the ranker's scores
+    from an exported SavedModel: that has no position tower, so its AUC and log loss judge the position-free serving
+    scores, not the logged click model the checkpoint report shows."""
+    from tfrec.training.ranker_job import evaluate_ranker_run, restore_ranker_run
+
+    config, _, model, baseline = restore_ranker_run(args.run, with_baseline=True)
+    predict = _saved_ranker_predictions(args.saved_model, list(config.model.tasks)) if args.saved_model else None
+    report = evaluate_ranker_run(config, args.run, model, baseline, split=args.split, predict=predict)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        source = f"ranker scores from {args.saved_model} (position-free)" if args.saved_model else "ranker checkpoint"
+        print(f"{args.run}: {source}")
+        print(report.format())
+    return 0
+
+
+def _saved_ranker_predictions(path: str, tasks):
+    """feature columns → per head {"logged", "serving"} of an exported ranker (the same position-free scores)."""
+    from tfrec.export.loading import saved_model_predictor
+    from tfrec.models.ranker import output_name
+
+    predictors = {t: saved_model_predictor(path, output=output_name(t)) for t in tasks}
+
+    def predict(features):
+        out = {}
+        for task, predictor in predictors.items():
+            scores = predictor(features).astype("float64")
+            out[task] = {"logged": scores, "serving": scores}
+        return out
+
+    return predict

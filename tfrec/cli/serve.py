@@ -4,9 +4,9 @@ runs `tensorflow_model_server` with the same flags when it is on PATH."""
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
+
+from tfrec.cli.common import serve_until_signalled
 
 
 def _flag(parser, name: str, **kwargs) -> None:
@@ -99,12 +99,5 @@ def run_serve(args) -> int:
         print(f"tfrec serve: metrics on http://{options.host}:{server.monitoring_port}/monitoring/prometheus/metrics",
               flush=True)
 
-    def shutdown(signum, frame):
-        print(f"tfrec serve: stopping (waiting up to {args.grace_seconds:g}s for requests in flight)", flush=True)
-        threading.Thread(target=server.stop, args=(args.grace_seconds,), daemon=True).start()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
-    while not server.wait_for_termination(0.5):
-        pass
+    serve_until_signalled(server, args.grace_seconds, "serve")
     return 0

@@ -18,7 +18,8 @@ def register(commands) -> None:
             model,
             help=help_text,
             description=f"Prepares the {job} data once, trains one model per trial, and writes best_config.yaml "
-            f"(loadable by `tfrec train {model} --config`) and trials.json into <tuner.directory>/<tuner.project_name>.",
+            f"(loadable by `tfrec train {model} --config`), trials.json and trials.csv into "
+            "<tuner.directory>/<tuner.project_name>.",
         )
         parser.add_argument("--config", default=f"configs/{model}.yaml", help=f"job config (default: configs/{model}.yaml)")
         parser.add_argument(
@@ -43,24 +44,8 @@ MODELS = {
     "ctr": ("the logistic CTR model", "CTR"),
     "retrieval": ("the two-tower retrieval model", "retrieval"),
     "intent": ("the BERT query-understanding model", "intent"),
+    "ranker": ("the DCN-V2 multi-task ranker", "ranker"),
 }
-
-
-def _job(model: str, config_path: str, overrides: dict):
-    if model == "ctr":
-        from tfrec.training.ctr_job import load_ctr_config
-        from tfrec.tuning import CTRTuningJob
-
-        return CTRTuningJob(load_ctr_config(config_path, overrides))
-    if model == "intent":
-        from tfrec.training.intent_job import load_intent_config
-        from tfrec.tuning.intent import IntentTuningJob
-
-        return IntentTuningJob(load_intent_config(config_path, overrides))
-    from tfrec.training.retrieval_job import load_retrieval_config
-    from tfrec.tuning import RetrievalTuningJob
-
-    return RetrievalTuningJob(load_retrieval_config(config_path, overrides))
 
 
 def space_overrides(args) -> dict:
@@ -79,8 +64,9 @@ def space_overrides(args) -> dict:
 def run_tune(args) -> int:
     from tfrec.config import parse_overrides
     from tfrec.tuning import SearchFailedError, format_trials, load_space, run_search
+    from tfrec.tuning.jobs import tuning_job
 
-    job = _job(args.model, args.config, parse_overrides(args.set))
+    job = tuning_job(args.model, args.config, parse_overrides(args.set))
     space = load_space(args.space, space_overrides(args))
     try:
         result = run_search(job, space, export_dir=args.export_dir)
@@ -90,7 +76,7 @@ def run_tune(args) -> int:
     print(format_trials(result))
     if result.best_config_path:
         print(f"best config: {result.best_config_path}  (train it: tfrec train {args.model} --config {result.best_config_path})")
-        print(f"trials: {result.trials_path}")
+        print(f"trials: {result.trials_path}, {result.trials_csv_path}")
     if result.test_metrics:
         print("best model on the test split: " + ", ".join(
             f"{k} {v:.4f}" for k, v in result.test_metrics.items() if isinstance(v, float)

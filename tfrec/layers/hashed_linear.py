@@ -23,6 +23,17 @@ def prefixed_tokens(name: str, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
     return tf.ragged.map_flat_values(lambda t: tf.strings.join([name + "=", t]), tokens)
 
 
+def token_fingerprints(name: str, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+    """fp(f=t): the 62-bit fingerprint of each feature-prefixed token."""
+    return tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, prefixed_tokens(name, tokens), FINGERPRINT_SPACE)
+
+
+def hashed_cross(fingerprints: Sequence[tf.RaggedTensor], buckets: int) -> tf.RaggedTensor:
+    """The bucket in [0, buckets) of every combination of the features' tokens, per row (no strings built)."""
+    return tf.RaggedTensor.from_sparse(tf.sparse.cross_hashed([f.to_sparse() for f in fingerprints],
+                                                              num_buckets=buckets))
+
+
 class HashedLinear(tf.keras.layers.Layer):
     """Computes the logit above from a FeatureEncoder's output."""
 
@@ -57,16 +68,10 @@ class HashedLinear(tf.keras.layers.Layer):
     def bucket_ids(self, encoded: Dict[str, Dict[str, tf.Tensor]]) -> tf.RaggedTensor:
         """The weight-table index of every token and cross of each example (what the weights are looked up by)."""
         names = dict.fromkeys(self.token_features + [n for cross in self.crosses for n in cross])
-        fingerprints = {
-            n: tf.ragged.map_flat_values(
-                tf.strings.to_hash_bucket_fast, prefixed_tokens(n, encoded[n]["tokens"]), FINGERPRINT_SPACE
-            )
-            for n in names
-        }
+        fingerprints = {n: token_fingerprints(n, encoded[n]["tokens"]) for n in names}
         pieces: List[tf.RaggedTensor] = [fingerprints[n] % self.hash_buckets for n in self.token_features]
         for cross in self.crosses:
-            crossed = tf.sparse.cross_hashed([fingerprints[n].to_sparse() for n in cross], num_buckets=self.hash_buckets)
-            pieces.append(tf.RaggedTensor.from_sparse(crossed))
+            pieces.append(hashed_cross([fingerprints[n] for n in cross], self.hash_buckets))
         return tf.concat(pieces, axis=1)
 
     def call(self, encoded: Dict[str, Dict[str, tf.Tensor]], training=None) -> tf.Tensor:

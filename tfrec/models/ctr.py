@@ -19,6 +19,7 @@ from tfrec.features.stats import FittedFeatures
 from tfrec.layers.hashed_linear import HashedLinear
 from tfrec.layers.price_fit import PriceLimitFit
 from tfrec.layers.token_match import TokenMatch, match_name
+from tfrec.models.encoder_config import EncoderConfigMixin
 
 
 @dataclasses.dataclass
@@ -53,8 +54,10 @@ class CTRModelConfig:
         return names + list(self.price_limit or [])
 
 
-class LogisticCTR(tfrs.models.Model):
+class LogisticCTR(EncoderConfigMixin, tfrs.models.Model):
     """Logistic regression over hashed features and crosses; `call` returns P(click), `logits` the log-odds."""
+
+    config_class = CTRModelConfig
 
     def __init__(self, encoder: FeatureEncoder, config: CTRModelConfig, **kwargs):
         super().__init__(**kwargs)
@@ -90,15 +93,6 @@ class LogisticCTR(tfrs.models.Model):
                 tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="log_loss"),
             ],
         )
-
-    def get_config(self):
-        return {"config": dataclasses.asdict(self.config), "encoder": self.encoder.get_config(), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        encoder = FeatureEncoder.from_config(config.pop("encoder"))
-        return cls(encoder, CTRModelConfig(**config.pop("config")), **config)
 
     def logits(self, features: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
         encoded = dict(self.encoder(features))

@@ -3,17 +3,28 @@
     x₀ = [e(f₁) ‖ … ‖ e(f_k) ‖ z₁ … z_j]    pooled embeddings of the token features (ids, categories, paths,
                                             text, buckets, hour/day, lexical match tokens), standardised numbers
     h  = DCNBody(x₀)                         `tfrec.layers.dcn`: stacked or parallel cross × L and MLP
-    logit_t(x, p) = w_tᵀ h + b_t + g_t(p)    g = `PositionTower`, added for binary tasks while training only
+    logit_t(x, p) = w_tᵀ h + b_t + Σ_f β_t,f(x_f) + g_t(p)
+                                            β = first-order terms (`TokenBiases`): a weight per token of the
+                                            `bias_features` (a user's and an item's offset, as in biased matrix
+                                            factorisation) and per hashed bucket of the `crosses` (user × category,
+                                            the memorising part the logistic CTR has); g = `PositionTower`, added
+                                            for binary tasks while training only
     loss = Σ_t weight_t · loss_t            BCE for click / add_to_cart / purchase, MSE for rating (tfrs Ranking)
 
 Serving (`call`, the export) scores with g skipped, so a score never depends on the requested display position;
 `logits(..., with_position=True)` is the logged click model (what training fits and AUC on logged data measures).
 `explain` attributes a head's serving logit to feature groups by integrated gradients (`ranker_explain`).
+`embed` returns x₀ with the terms β appended (one column per bias feature or cross and head), so
+`head_logits(embed(x))` is the whole serving logit and integrated gradients credit each β (a linear term) exactly
+to its feature or cross.
+Head biases b_t start at the training label's mean (rating) or log-odds (binary), so the first epochs fit the
+features rather than the intercept.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Dict, List, Literal, Optional
 
 import tensorflow as tf
@@ -24,14 +35,22 @@ from tfrec.features.encoder import FeatureEncoder
 from tfrec.features.stats import FittedFeatures
 from tfrec.layers.dcn import DCNBody
 from tfrec.layers.feature_embeddings import FeatureEmbeddings
+from tfrec.layers.hashed_linear import hashed_cross, token_fingerprints
 from tfrec.layers.position_tower import PositionTower
 from tfrec.layers.price_fit import PriceLimitFit
+from tfrec.layers.token_biases import TokenBiases
 from tfrec.layers.token_match import TokenMatch, match_name
+from tfrec.models.encoder_config import EncoderConfigMixin
 
 TASKS = {"click": "binary", "add_to_cart": "binary", "purchase": "binary", "rating": "regression"}
 DERIVED_BINS = 64  # hash bins of the few distinct match / price-limit tokens
 # Python loops over heads and features, no tensor-dependent control flow: AutoGraph would only slow every trace down.
 _plain_tensor_code = tf.autograph.experimental.do_not_convert
+
+
+def cross_name(features: List[str]) -> str:
+    """The ranker's input name of a hashed cross ('user_id_x_category')."""
+    return "_x_".join(features)
 
 
 def derived_name(token_name: str) -> str:
@@ -59,6 +78,13 @@ class RankerConfig:
     deep_units: List[int] = dataclasses.field(default_factory=lambda: [128, 64])  # []: cross network only
     dropout: float = 0.0
     l2: float = 0.0
+    # First-order ("wide") terms added to every head's logit, a learned scalar per token and head: the tokens of
+    # `bias_features` (a user's and an item's offset) and the hashed token pairs of `crosses` (user × category, as
+    # the logistic CTR's crosses, in `cross_buckets` buckets); `bias_l2` on the weights each example looks up.
+    bias_features: List[str] = dataclasses.field(default_factory=list)
+    crosses: List[List[str]] = dataclasses.field(default_factory=list)
+    cross_buckets: int = 1 << 20
+    bias_l2: float = 0.0
     tasks: Dict[str, float] = dataclasses.field(default_factory=lambda: {"click": 1.0})  # head → loss weight
     position_feature: Optional[str] = "position"  # null: no position-bias tower
     max_position: int = 20
@@ -88,6 +114,16 @@ class RankerConfig:
             raise ConfigError(f"must be in [0, 1), got {self.dropout}", path="dropout")
         if self.l2 < 0:
             raise ConfigError(f"must be >= 0, got {self.l2}", path="l2")
+        if self.bias_l2 < 0:
+            raise ConfigError(f"must be >= 0, got {self.bias_l2}", path="bias_l2")
+        if self.cross_buckets < 1:
+            raise ConfigError(f"must be >= 1, got {self.cross_buckets}", path="cross_buckets")
+        for i, cross in enumerate(self.crosses):
+            if len(cross) < 2:
+                raise ConfigError(f"{cross} must name at least two features", path=f"crosses[{i}]")
+        if self.position_feature and self.position_feature in self.wide_features():
+            raise ConfigError(f"{self.position_feature!r} feeds the position tower only (serving scores must not "
+                              "depend on it)", path="bias_features")
         if self.max_position < 1 or any(h < 1 for h in self.position_hidden):
             raise ConfigError("max_position and position_hidden sizes must be >= 1", path="max_position")
         if self.position_feature and self.features and self.position_feature in self.features:
@@ -103,25 +139,33 @@ class RankerConfig:
     def binary_tasks(self) -> List[str]:
         return [t for t in self.tasks if TASKS[t] == "binary"]
 
+    def wide_features(self) -> List[str]:
+        """Every feature the first-order terms read (bias features and cross members)."""
+        return list(dict.fromkeys(list(self.bias_features) + [n for cross in self.crosses for n in cross]))
+
     def referenced_features(self) -> List[str]:
-        """Every feature the match and price-limit tokens read."""
-        return [n for pair in self.matches for n in pair] + list(self.price_limit or [])
+        """Every feature the match and price-limit tokens and the first-order terms read."""
+        return [n for pair in self.matches for n in pair] + list(self.price_limit or []) + self.wide_features()
 
     def model_features(self, spec_names: List[str]) -> List[str]:
         """The features the trunk reads: `features`, or the spec's minus the position feature."""
         return list(self.features) if self.features else [n for n in spec_names if n != self.position_feature]
 
 
-class DCNRanker(tfrs.models.Model):
+class DCNRanker(EncoderConfigMixin, tfrs.models.Model):
     """The multi-task DCN-V2 ranker; `call` returns the serving outputs, `logits` the heads' logits."""
 
-    def __init__(self, encoder: FeatureEncoder, config: RankerConfig, **kwargs):
+    config_class = RankerConfig
+
+    def __init__(self, encoder: FeatureEncoder, config: RankerConfig, initial_logits: Optional[Dict[str, float]] = None,
+                 **kwargs):
         super().__init__(**kwargs)
         config.validate()
         names = encoder.spec.names
         unknown = sorted(set(config.referenced_features()) - set(names))
         if unknown:
-            raise ValueError(f"matches/price_limit name features {unknown} that the ranker does not read ({names})")
+            raise ValueError(f"matches/price_limit/bias_features/crosses name features {unknown} that the ranker "
+                             f"does not read ({names})")
         if config.position_feature in names:
             raise ValueError(f"the encoder reads the position feature {config.position_feature!r}; serving scores "
                              "would depend on it")
@@ -137,7 +181,7 @@ class DCNRanker(tfrs.models.Model):
                           if spec[n].kind != "numeric" or encoder.stats[n].boundaries}
         token_features.update({n: DERIVED_BINS for n in self.derived.values()})
         numeric = [n for n in names if spec[n].kind == "numeric"]
-        inputs = set(names) | set(self.derived.values())
+        inputs = set(names) | set(self.derived.values()) | {cross_name(c) for c in config.crosses}
         for group, members in config.explain_groups.items():
             unknown = sorted(set(members) - inputs)
             if unknown:
@@ -146,10 +190,23 @@ class DCNRanker(tfrs.models.Model):
         pooling = {n: {"mode": "mean", "max_length": spec[n].max_tokens} for n in names if spec[n].kind == "sequence"}
         self.embeddings = FeatureEmbeddings(token_features, numeric, config.embedding_dim, config.l2, pooling,
                                             name="embeddings")
+        self.crosses = {cross_name(c): list(c) for c in config.crosses}  # input name → crossed features
+        self.biases = None
+        if config.wide_features():
+            numbers = sorted(set(config.wide_features()) - set(token_features))
+            if numbers:
+                raise ConfigError(f"{numbers} have no tokens to weigh (numbers need buckets)", path="bias_features")
+            spaces = {**{n: token_features[n] for n in config.bias_features},
+                      **{n: config.cross_buckets for n in self.crosses}}
+            self.biases = TokenBiases(spaces, len(config.tasks), config.bias_l2, name="biases")
         self.body = DCNBody(config.cross_layers, config.projection_dim, config.deep_units, config.structure,
                             config.dropout, config.l2, name="dcn")
         # float32 heads: logits and losses stay float32 under mixed precision.
-        self.heads = {t: tf.keras.layers.Dense(1, dtype="float32", name=f"{t}_head") for t in config.tasks}
+        self.initial_logits = {t: float(v) for t, v in (initial_logits or {}).items() if t in config.tasks}
+        self.heads = {t: tf.keras.layers.Dense(1, dtype="float32", name=f"{t}_head",
+                                               bias_initializer=tf.keras.initializers.Constant(
+                                                   self.initial_logits.get(t, 0.0)))
+                      for t in config.tasks}
         binary = config.binary_tasks
         self.position_tower = None
         if config.position_feature and binary:
@@ -174,18 +231,13 @@ class DCNRanker(tfrs.models.Model):
                                   name=f"{name}_task")
 
     def get_config(self):
-        return {"config": dataclasses.asdict(self.config), "encoder": self.encoder.get_config(), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        encoder = FeatureEncoder.from_config(config.pop("encoder"))
-        return cls(encoder, RankerConfig(**config.pop("config")), **config)
+        return {**super().get_config(), "initial_logits": self.initial_logits}
 
     # ------------------------------------------------------------------------------------------------ forward
     @_plain_tensor_code
     def embed(self, features: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
-        """x₀: the concatenated embeddings and numbers the trunk reads [batch, d]."""
+        """x₀ [batch, d] (the concatenated embeddings and numbers the trunk reads), then the first-order terms β
+        [batch, (bias features + crosses) × heads]."""
         encoded = dict(self.encoder({n: features[n] for n in self.encoder.spec.names}))
         derived = {}
         if self.matcher is not None:
@@ -195,13 +247,24 @@ class DCNRanker(tfrs.models.Model):
         for name, value in derived.items():
             ids = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, value["tokens"], DERIVED_BINS)
             encoded[self.derived[name]] = {"tokens": value["tokens"], "ids": ids}
-        return self.embeddings(encoded, training=training)
+        x0 = self.embeddings(encoded, training=training)
+        if self.biases is None:
+            return x0
+        fingerprints = {n: token_fingerprints(n, encoded[n]["tokens"]) for c in self.crosses.values() for n in c}
+        for name, cross in self.crosses.items():
+            encoded[name] = {"ids": hashed_cross([fingerprints[n] for n in cross], self.config.cross_buckets)}
+        return tf.concat([x0, self.biases(encoded, training=training)], axis=1)
 
     @_plain_tensor_code
     def head_logits(self, x0: tf.Tensor, training=False) -> Dict[str, tf.Tensor]:
-        """Each head's position-free logit (the predicted value for rating) from x₀, [batch] each."""
-        h = self.body(x0, training=training)
-        return {t: tf.reshape(head(h), [-1]) for t, head in self.heads.items()}
+        """Each head's position-free logit (the predicted value for rating) from `embed`'s output, [batch] each."""
+        width = self.embeddings.output_dim
+        h = self.body(x0[:, :width], training=training)
+        logits = {t: tf.reshape(head(h), [-1]) for t, head in self.heads.items()}
+        if self.biases is None:
+            return logits
+        biases = tf.reduce_sum(tf.reshape(x0[:, width:], [-1, len(self.biases.id_spaces), len(self.heads)]), 1)
+        return {t: logit + biases[:, i] for i, (t, logit) in enumerate(logits.items())}
 
     @_plain_tensor_code
     def position_logits(self, features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -248,7 +311,18 @@ class DCNRanker(tfrs.models.Model):
         return explain_ranker(self, features, head, steps)
 
 
-def build_ranker(config: RankerConfig, fitted: FittedFeatures) -> DCNRanker:
-    """The ranker over the fitted features it reads (the constructor the job, tuner and export use)."""
+def initial_logit(task: str, mean: float) -> float:
+    """The head bias that predicts a training label mean: the mean itself (rating) or its log-odds (binary)."""
+    if TASKS[task] != "binary":
+        return float(mean)
+    p = min(max(float(mean), 1e-6), 1.0 - 1e-6)
+    return math.log(p / (1.0 - p))
+
+
+def build_ranker(config: RankerConfig, fitted: FittedFeatures,
+                 label_means: Optional[Dict[str, float]] = None) -> DCNRanker:
+    """The ranker over the fitted features it reads (the constructor the job, tuner and export use); `label_means`
+    (training label means) start each head at the constant prediction that fits them best."""
     names = config.model_features(fitted.spec.names)
-    return DCNRanker(FeatureEncoder.from_fitted(fitted, names, name="encoder"), config, name="dcn_ranker")
+    initial = {t: initial_logit(t, m) for t, m in (label_means or {}).items() if t in config.tasks}
+    return DCNRanker(FeatureEncoder.from_fitted(fitted, names, name="encoder"), config, initial, name="dcn_ranker")

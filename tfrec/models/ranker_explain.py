@@ -1,6 +1,6 @@
 """Why an item got its score: integrated gradients of a ranker head's serving logit over the feature-group embeddings.
 
-With x₀ the concatenated embeddings (`DCNRanker.embed`), baseline x̄ = 0 (every group's embedding zeroed; for a
+With x₀ the concatenated embeddings and first-order biases (`DCNRanker.embed`), baseline x̄ = 0 (every group's embedding zeroed; for a
 standardised number, its training mean) and f the head's position-free logit,
 
     IG_i(x₀) = x₀ᵢ · ∫₀¹ ∂f(α·x₀)/∂xᵢ dα ≈ x₀ᵢ · Σ_k w_k ∂f(α_k·x₀)/∂xᵢ    (α_k = k/m, trapezoid weights w_k, m = steps)
@@ -63,6 +63,10 @@ def group_slices(model) -> Dict[str, List[Tuple[int, int]]]:
         start += 1
     if start != emb.output_dim:
         raise AssertionError(f"group slices cover {start} columns of x0, the embeddings give {emb.output_dim}")
+    if model.biases is not None:  # then each bias feature's and cross's per-head terms (linear: credited exactly)
+        for name in model.biases.id_spaces:
+            columns.setdefault(name, []).append((start, start + model.biases.outputs))
+            start += model.biases.outputs
     groups: Dict[str, List[Tuple[int, int]]] = {}
     grouped = set()
     for group, members in model.config.explain_groups.items():

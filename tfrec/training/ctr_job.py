@@ -4,7 +4,7 @@ A run directory holds everything needed to evaluate or export later without the 
 
     config.yaml            the resolved config
     features/              features.json and vocab/*.txt fitted on the training split
-    data/{train,validation,test}-*.tfrecord, data/test_truth.npz (ground-truth P(click), synthetic data only)
+    data/{train,validation,test}-*.tfrecord, data/test_truth.npz (ground-truth probabilities, synthetic data only)
     checkpoints/best*      weights with the best validation metric
     logs/                  TensorBoard
     history.csv, metrics.json
@@ -21,19 +21,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.config import dump_config, load_config
-from tfrec.data.examples import impression_examples, join_item_and_user_features, take
-from tfrec.data.negatives import sampled_examples
 from tfrec.data.sources import DataConfig, describe, load_source
-from tfrec.data.splits import SplitConfig, split_indices
-from tfrec.data.tfrecord import list_shards, read_columns, tfrecord_dataset, write_tfrecords
+from tfrec.data.splits import SplitConfig
 from tfrec.features.spec import FeatureConfig, FeatureSpec
-from tfrec.features.stats import FittedFeatures, fit_features
+from tfrec.features.stats import FittedFeatures
 from tfrec.models.ctr import CTRModelConfig, LogisticCTR, build_ctr_model
+from tfrec.training import ranking_data
 from tfrec.training.evaluation import ClickReport, evaluate_click_model
 from tfrec.training.trainer import TrainingConfig, fit, restore_best_weights
-
-SPLITS = ("train", "validation", "test")
-TRUTH_FILE = "test_truth.npz"  # the generator's true P(click) of each test impression (synthetic data only)
 
 
 @dataclasses.dataclass
@@ -81,14 +76,8 @@ def label_spec(config: CTRJobConfig) -> Dict[str, tf.io.FixedLenFeature]:
 
 def build_examples(config: CTRJobConfig, loaded) -> Dict[str, np.ndarray]:
     """Labelled examples from the loaded data: impressions with follow-up labels, or implicit positives + negatives."""
-    if config.examples == "impressions":
-        columns = impression_examples(loaded.dataset)
-        if loaded.ground_truth is not None:
-            columns["_true_probability"] = loaded.ground_truth.click_probability(columns["request_id"], columns["item_id"])
-        return columns
-    columns = sampled_examples(loaded.dataset, config.negatives_per_positive, seed=config.split.seed, label=config.model.label)
-    columns["request_id"] = np.full(len(columns["user_id"]), "", dtype=object)
-    return join_item_and_user_features(columns, loaded.dataset)
+    return ranking_data.build_examples(config.examples, loaded, config.negatives_per_positive, config.split.seed,
+                                       label=config.model.label)
 
 
 @dataclasses.dataclass
@@ -110,7 +99,7 @@ def train_ctr(config: CTRJobConfig, log=print) -> CTRRun:
     data_dir = os.path.join(run_dir, "data")
     train_ds, val_ds = make_datasets(config, data_dir, bool(sizes["validation"]))
     model, _ = fit(lambda: build_ctr_model(config.model, fitted), train_ds, val_ds, config.training, run_dir)
-    model.load_weights(os.path.join(run_dir, "checkpoints", "best")).expect_partial()
+    restore_best_weights(model, run_dir, "tfrec train ctr")
 
     report = evaluate_run(config, run_dir, lambda feats: predict(model, feats))
     with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as f:
@@ -120,51 +109,19 @@ def train_ctr(config: CTRJobConfig, log=print) -> CTRRun:
 
 
 def prepare_ctr_data(config: CTRJobConfig, run_dir: str, log=print):
-    """The data half of the job: examples → split → features fitted on train → TFRecords (+ synthetic truth).
-
-    Returns (fitted features, rows per split)."""
-    spec = config.feature_spec
-    label = config.model.label
+    """The data half of the job (`tfrec.training.ranking_data`): examples → split → features fitted on train →
+    TFRecords (+ synthetic truth). Returns (fitted features, rows per split)."""
     loaded = load_source(config.data)
     log("data: " + "\n  ".join(describe(loaded)))
-    columns = build_examples(config, loaded)
-    missing = [n for n in spec.names + [label] if n not in columns]
-    if missing:
-        raise ValueError(f"the examples have no column for {missing}; available: {sorted(columns)}")
-    parts = dict(zip(SPLITS, split_indices(config.split, columns["timestamp"], columns["request_id"])))
-    log("examples: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()) + f" (label rate {columns[label].mean():.4f})")
-    if len(parts["train"]) == 0 or len(parts["test"]) == 0:
-        raise ValueError("the split left no training or no test examples; use more data or other fractions")
-
-    keep = spec.names + [label, "request_id", "item_id"]  # ids kept for grouped metrics and the popularity baseline
-    fitted = fit_features(spec, take(columns, parts["train"]), os.path.join(run_dir, "features"))
-    data_dir = os.path.join(run_dir, "data")
-    for split, index in parts.items():
-        part = take({k: columns[k] for k in dict.fromkeys(keep)}, index)
-        write_tfrecords(part, data_dir, split, config.training.num_shards if split == "train" else 1)
-    if "_true_probability" in columns:
-        test = parts["test"]
-        np.savez(
-            os.path.join(data_dir, TRUTH_FILE),
-            request_id=columns["request_id"][test].astype(str),
-            item_id=columns["item_id"][test].astype(str),
-            probability=columns["_true_probability"][test],
-        )
-    return fitted, {k: int(len(v)) for k, v in parts.items()}
+    prepared = ranking_data.prepare_ranking_data(config.feature_spec, [config.model.label], build_examples(config, loaded),
+                                                 config.split, run_dir, config.training.num_shards, log)
+    return prepared.fitted, prepared.sizes
 
 
 def make_datasets(config: CTRJobConfig, data_dir: str, has_validation: bool):
     """(train, validation-or-None) tf.data pipelines over the run's TFRecord shards."""
     parse = {**config.feature_spec.parse_spec(), **label_spec(config)}
-    t = config.training
-    train = tfrecord_dataset(
-        list_shards(data_dir, "train"), parse, t.batch_size, [config.model.label],
-        shuffle_buffer=t.shuffle_buffer, seed=t.seed, cache=t.cache,
-    )
-    val = None
-    if has_validation:
-        val = tfrecord_dataset(list_shards(data_dir, "validation"), parse, t.batch_size, [config.model.label], cache=t.cache)
-    return train, val
+    return ranking_data.split_datasets(data_dir, parse, [config.model.label], has_validation, config.training)
 
 
 def predict(model, features: Dict[str, np.ndarray], batch_size: int = 8192) -> np.ndarray:
@@ -177,28 +134,15 @@ def evaluate_run(config: CTRJobConfig, run_dir: str, predict_fn, split: str = "t
     """Evaluates `predict_fn` (features dict → probabilities) on a split of a run, with its baselines."""
     spec = config.feature_spec
     label = config.model.label
-    data_dir = os.path.join(run_dir, "data")
-    ids = {k: tf.io.FixedLenFeature([], tf.string, "") for k in ("request_id", "item_id")}
-    test = read_columns(list_shards(data_dir, split), {**spec.parse_spec(), **label_spec(config), **ids})
-    train = read_columns(list_shards(data_dir, "train"), {"item_id": ids["item_id"], **label_spec(config)})
-    truth = _load_truth(os.path.join(data_dir, TRUTH_FILE), test) if split == "test" else None
+    test = ranking_data.read_split_columns(run_dir, split, {**spec.parse_spec(), **label_spec(config)})
+    train = ranking_data.read_split_columns(run_dir, "train", label_spec(config))
+    truth = ranking_data.load_truth(os.path.join(run_dir, "data"), test) if split == "test" else None
     probabilities = predict_fn({k: test[k] for k in spec.names})
     groups = test["request_id"] if (test["request_id"] != "").any() else None
     return evaluate_click_model(
-        probabilities, test[label], test["item_id"], train["item_id"], train[label], groups=groups, true_probabilities=truth
+        probabilities, test[label], test["item_id"], train["item_id"], train[label], groups=groups,
+        true_probabilities=(truth or {}).get(label),
     )
-
-
-def _load_truth(path: str, test: Dict[str, np.ndarray]) -> Optional[np.ndarray]:
-    """True probabilities of the test rows, matched by (request_id, item_id) rather than by row order."""
-    if not os.path.exists(path):
-        return None
-    with np.load(path) as saved:
-        lookup = dict(zip(zip(saved["request_id"].tolist(), saved["item_id"].tolist()), saved["probability"].tolist()))
-    try:
-        return np.array([lookup[(r, i)] for r, i in zip(test["request_id"], test["item_id"])])
-    except KeyError as exc:
-        raise ValueError(f"{path} has no ground truth for test impression {exc.args[0]}") from None
 
 
 def restore_ctr_run(run_dir: str):

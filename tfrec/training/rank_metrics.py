@@ -1,8 +1,12 @@
-"""Ranking metrics from target ranks against a full candidate set, and the report that carries them.
+"""Ranking metrics: list-wise metrics per group (request, session, user) for rankers, and metrics from target ranks
+against a full candidate set for retrieval, with the report that carries them.
 
-Shared by the offline retrieval harness (`tfrec.retrieval.evaluation`) and the retrieval training job, which ranks
-each held-out example's target among all catalog items by the model's scores. Score ties are resolved in
-expectation over a random tie-break, so a constant scorer gets chance level.
+`grouped_metrics` scores each list on its own (AUC, log loss, NDCG@k) and averages over the lists that can be
+ranked at all: those whose labels are not all equal. The ranker report uses it (`tfrec.training.ranker_evaluation`).
+
+The rank-based half is shared by the offline retrieval harness (`tfrec.retrieval.evaluation`) and the retrieval
+training job, which ranks each held-out example's target among all catalog items by the model's scores. Score ties
+are resolved in expectation over a random tie-break, so a constant scorer gets chance level.
 """
 
 from __future__ import annotations
@@ -12,7 +16,70 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["RetrievalReport", "format_reports", "metrics_from_ranks", "target_ranks"]
+from tfrec.training import metrics
+
+__all__ = ["GroupedMetrics", "RetrievalReport", "format_reports", "grouped_metrics", "metrics_from_ranks",
+           "target_ranks"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupedMetrics:
+    """Per-list metrics averaged over the lists with unequal labels, each list counting once (not by its size).
+
+    auc:      mean over lists of the share of (positive, negative) pairs the scores order correctly (ties half);
+              None for graded labels;
+    log_loss: mean over lists of the list's mean binary cross-entropy (None without probabilities);
+    ndcg:     mean NDCG@k over the lists, labels as gains.
+    """
+
+    auc: Optional[float]
+    log_loss: Optional[float]
+    ndcg: float
+    k: int
+    groups_used: int
+    groups_total: int
+
+    def to_dict(self, prefix: str = "group_") -> Dict[str, float]:
+        """`group_auc`, `group_log_loss`, `ndcg@k` (the names of the ranker report), without the undefined ones."""
+        out = {f"{prefix}auc": self.auc, f"{prefix}log_loss": self.log_loss, f"ndcg@{self.k}": self.ndcg}
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def grouped_metrics(labels: Any, scores: Any, groups: Any, k: int = 10,
+                    probabilities: Optional[Any] = None) -> GroupedMetrics:
+    """List-wise AUC and NDCG@k of `scores` and log loss of `probabilities` within each group, averaged over the
+    groups whose labels are not all equal (at least one positive and one negative for 0/1 labels): a list where
+    every item is clicked, or none is, says nothing about its order. Graded labels (ratings) get NDCG only.
+    ValueError when no group qualifies."""
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(s) != len(y):
+        raise ValueError(f"lengths differ: labels={len(y)}, scores={len(s)}")
+    if len(y) == 0:
+        raise ValueError("empty input: no labels")
+    codes, n_groups = metrics._group_codes(groups, len(y))
+    low = np.full(n_groups, np.inf)
+    high = np.full(n_groups, -np.inf)
+    np.minimum.at(low, codes, y)
+    np.maximum.at(high, codes, y)
+    keep = (low < high)[codes]
+    if not keep.any():
+        raise ValueError(f"grouped metrics are undefined: none of the {n_groups} groups has unequal labels")
+    y, s, used = y[keep], s[keep], np.unique(codes[keep], return_inverse=True)[1].reshape(-1)
+    n_used = int(used.max()) + 1
+    ndcg = metrics.ndcg_at_k(y, s, used, k)
+    auc = None
+    if np.all((y == 0) | (y == 1)):
+        wins, pos, neg = metrics._auc_parts(y, s, np.ones(len(y)), used, n_used)
+        auc = float(np.mean(wins / (pos * neg)))
+    log_loss = None
+    if probabilities is not None:
+        p = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+        if len(p) != len(keep):
+            raise ValueError(f"lengths differ: labels={len(keep)}, probabilities={len(p)}")
+        per_list = 1.0 / np.bincount(used)[used]  # weights 1/size: the mean of the lists' mean losses
+        log_loss = metrics.log_loss(y, p[keep], weights=per_list)
+    return GroupedMetrics(auc, log_loss, ndcg, int(k), n_used, n_groups)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """The ranker's test report: per head, one row per model — the DCN ranker, the logistic CTR trained on the same split
-in the same run, popularity and (synthetic data) the generator's ground truth.
+in the same run, popularity and (synthetic data) the generator's ground truth — all on the same test rows.
 
-Binary heads get AUC and log loss of the logged click model (scores at the logged display position, comparable with
-the ground truth, which includes position bias) and NDCG@10 per group (request, or user for ratings) of the serving
-scores (position-free for the ranker, position fixed at 0 for the logistic CTR, true probability at position 0 for
-the ground truth): the list-wise quality of the order a served page would show. The rating head gets RMSE (beside
-the training mean rating) and NDCG@10 per group with the ratings as gains.
-"""
+Binary heads get pointwise AUC and log loss of the logged click model (scores at the logged display position,
+comparable with the ground truth, which includes position bias) and list-wise metrics per group (request, or user
+for ratings; `tfrec.training.rank_metrics.grouped_metrics`, averaged over the groups with a positive and a
+negative): `group_auc` and `ndcg@10` of the serving scores (position-free for the ranker, position fixed at 0 for the
+logistic CTR, true probability at position 0 for the ground truth), the order a served page would show, and
+`group_log_loss` of the logged probabilities. The rating head gets RMSE (beside the training mean rating), NDCG@10
+per user with the ratings as gains (users whose test ratings are not all equal), and `like_auc` / `like_group_auc`:
+how well the predicted rating, or the baseline's P(like), separates liked items (the baseline's label) from the rest."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from tfrec.models.ranker import TASKS
 from tfrec.training import metrics
+from tfrec.training.rank_metrics import grouped_metrics
 
 NDCG_K = 10
 
@@ -61,22 +64,38 @@ def _safe(fn, *args, **kwargs) -> Optional[float]:
         return None
 
 
+def _grouped(labels, scores, groups, probabilities=None, prefix: str = "group_") -> Dict[str, float]:
+    """`group_auc`, `group_log_loss` and `ndcg@10` over the groups with unequal labels ({} when none has)."""
+    if groups is None:
+        return {}
+    try:
+        return grouped_metrics(labels, scores, groups, NDCG_K, probabilities).to_dict(prefix)
+    except ValueError:
+        return {}
+
+
 def _binary_metrics(labels, logged, serving, groups, probabilities=True) -> Dict[str, float]:
     out = {"auc": _safe(metrics.auc, labels, logged)}
     if probabilities:
         out["log_loss"] = _safe(metrics.log_loss, labels, logged)
-    if groups is not None:
-        out[f"ndcg@{NDCG_K}"] = _safe(metrics.ndcg_at_k, labels, serving, groups, NDCG_K)
+    out.update(_grouped(labels, serving, groups, logged if probabilities else None))
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _rating_metrics(ratings, predicted, groups) -> Dict[str, float]:
-    out = {"rmse": float(np.sqrt(np.mean((np.asarray(predicted, np.float64) - ratings) ** 2)))}
-    if groups is not None:
-        ndcg = _safe(metrics.ndcg_at_k, ratings, predicted, groups, NDCG_K)
-        if ndcg is not None:
-            out[f"ndcg@{NDCG_K}"] = ndcg
-    return out
+def _like_metrics(name: str, like: Optional[np.ndarray], scores, groups, probabilities=False) -> Dict[str, float]:
+    """How well rating-head scores (or P(like)) separate liked from other items: overall and within each group."""
+    if like is None:
+        return {}
+    out = {f"{name}_auc": _safe(metrics.auc, like, scores)}
+    if probabilities:
+        out[f"{name}_log_loss"] = _safe(metrics.log_loss, like, scores)
+    grouped = _grouped(like, scores, groups)
+    out[f"{name}_group_auc"] = grouped.get("group_auc")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _rmse(ratings, predicted) -> Dict[str, float]:
+    return {"rmse": float(np.sqrt(np.mean((np.asarray(predicted, np.float64) - ratings) ** 2)))}
 
 
 def ranker_report(
@@ -94,6 +113,7 @@ def ranker_report(
 ) -> RankerReport:
     """The report from test `labels` and scores.
 
+    `labels` holds every head's labels and, for the rating head's `like_*` metrics, the baseline's;
     `ranker[task]` holds `logged` (at the logged position) and `serving` predictions (probabilities, or ratings);
     `baseline` the logistic CTR's `logged` / `serving` P(`baseline_label`); `popularity[task]` each item's smoothed
     training rate; `truth` the generator's `<task>` / `<task>@top` probabilities.
@@ -114,15 +134,19 @@ def ranker_report(
                 top = truth.get(f"{task}@top", truth[task])
                 rows.append(("ground_truth", _binary_metrics(y, truth[task], top, groups)))
         else:
-            rows.append(("dcn_ranker", _rating_metrics(y, ranker[task]["serving"], groups)))
+            like = labels.get(baseline_label) if baseline_label != task else None
+            like = None if like is None else np.asarray(like, np.float64)
+            predicted = ranker[task]["serving"]
+            rows.append(("dcn_ranker", {**_rmse(y, predicted), **_grouped(y, predicted, groups),
+                                        **_like_metrics(baseline_label, like, predicted, groups)}))
             if baseline is not None:
-                ndcg = None if groups is None else _safe(metrics.ndcg_at_k, y, baseline["serving"], groups, NDCG_K)
-                rows.append(("logistic_ctr", {} if ndcg is None else {f"ndcg@{NDCG_K}": ndcg}))
+                rows.append(("logistic_ctr", {**_grouped(y, baseline["serving"], groups),
+                                              **_like_metrics(baseline_label, like, baseline["serving"], groups, True)}))
             if train_means and task in train_means:
-                rows.append(("training_mean", {"rmse": float(np.sqrt(np.mean((y - train_means[task]) ** 2)))}))
-            if popularity is not None and groups is not None:
-                ndcg = _safe(metrics.ndcg_at_k, y, popularity[task], groups, NDCG_K)
-                rows.append(("popularity", {} if ndcg is None else {f"ndcg@{NDCG_K}": ndcg}))
+                rows.append(("training_mean", _rmse(y, np.full(len(y), train_means[task]))))
+            if popularity is not None:
+                rows.append(("popularity", {**_grouped(y, popularity[task], groups),
+                                            **_like_metrics(baseline_label, like, popularity[task], groups)}))
         heads[task] = [{"model": name, "metrics": values} for name, values in rows]
     n_groups = 0 if groups is None else int(len(np.unique(groups)))
     return RankerReport(split, int(n), group_by, n_groups, heads)

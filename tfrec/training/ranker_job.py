@@ -5,9 +5,10 @@ and, on the same TFRecords, the logistic CTR baseline fit → test report of bot
     config.yaml            the resolved config
     features/              features.json and vocab/*.txt fitted on the training split
     data/{train,validation,test}-*.tfrecord, data/test_truth.npz (synthetic data only)
-    checkpoints/best*      the ranker's weights with the best validation metric
-    logs/, history.csv     TensorBoard and the per-epoch history of the ranker
-    baseline/              the logistic CTR's checkpoints, logs and history
+    checkpoints/best*      the ranker's weights with the best validation metric (with `refit`: the weights of
+                           the refit on train + validation for the best epoch count)
+    logs/, history.csv     TensorBoard and the per-epoch history of the ranker (refit/: of its refit)
+    baseline/              the logistic CTR's checkpoints, logs and history (the same layout)
     metrics.json           {"test": the RankerReport}
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Dict, List, Literal, Optional
+from typing import Callable, Dict, List, Literal, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -24,18 +25,19 @@ import tensorflow as tf
 from tfrec.config import ConfigError, dump_config, load_config
 from tfrec.data.sources import DataConfig, describe, load_source
 from tfrec.data.splits import SplitConfig
-from tfrec.data.tfrecord import list_shards, read_columns, tfrecord_dataset
 from tfrec.features.spec import FeatureConfig, FeatureSpec
 from tfrec.features.stats import FittedFeatures
 from tfrec.models.ctr import CTRModelConfig, LogisticCTR, build_ctr_model
 from tfrec.models.ranker import TASKS, DCNRanker, RankerConfig, build_ranker
 from tfrec.training import metrics
 from tfrec.training.ranker_evaluation import RankerReport, ranker_report
-from tfrec.training.ranking_data import EXAMPLE_LABELS, ID_COLUMNS, build_examples, load_truth, prepare_ranking_data
+from tfrec.training.ranking_data import (EXAMPLE_LABELS, ID_COLUMNS, build_examples, load_truth, prepare_ranking_data,
+                                        read_split_columns, split_datasets)
 from tfrec.training.trainer import TrainingConfig, fit, restore_best_weights
 
 JOB = "ranker"
 BASELINE_DIR = "baseline"
+REFIT_DIR = "refit"  # logs and history of the refit on train + validation (`refit: true`)
 
 
 def _default_training() -> TrainingConfig:
@@ -56,6 +58,9 @@ class RankerJobConfig:
     training: TrainingConfig = dataclasses.field(default_factory=_default_training)
     baseline: Optional[CTRModelConfig] = dataclasses.field(default_factory=CTRModelConfig)  # null: no CTR row
     baseline_training: Optional[TrainingConfig] = None  # null: `training`, monitoring val_auc
+    # After choosing the epoch count on validation, train each model again on train + validation for that many
+    # epochs (the validation rows are training data too; the test split is never used for selection).
+    refit: bool = False
     run_dir: str = "runs/ranker"
 
     def validate(self) -> None:
@@ -143,25 +148,41 @@ def train_ranker(config: RankerJobConfig, log=print) -> RankerRun:
     data_dir = os.path.join(run_dir, "data")
     has_validation = prepared.sizes["validation"] > 0
 
-    training = _monitorable(config.training, has_validation)
-    train_ds, val_ds = make_datasets(config, data_dir, has_validation, training)
-    model, _ = fit(lambda: build_ranker(config.model, prepared.fitted), train_ds, val_ds, training, run_dir)
-    model.load_weights(os.path.join(run_dir, "checkpoints", "best")).expect_partial()
-
+    build = lambda: build_ranker(config.model, prepared.fitted, prepared.label_means)  # noqa: E731
+    model = fit_with_selection(config, build, config.training, list(config.model.tasks), has_validation, run_dir, log)
     baseline = None
     if config.baseline is not None:
-        training = _monitorable(config.baseline_training_config(), has_validation)
-        base_dir = os.path.join(run_dir, BASELINE_DIR)
-        train_ds, val_ds = make_datasets(config, data_dir, has_validation, training, [config.baseline.label])
         build = lambda: build_ctr_model(config.baseline, prepared.fitted)  # noqa: E731
-        baseline, _ = fit(build, train_ds, val_ds, training, base_dir)
-        baseline.load_weights(os.path.join(base_dir, "checkpoints", "best")).expect_partial()
+        baseline = fit_with_selection(config, build, config.baseline_training_config(), [config.baseline.label],
+                                 has_validation, os.path.join(run_dir, BASELINE_DIR), log)
 
-    report = evaluate_ranker_run(config, run_dir, model, baseline, train_means=prepared.label_means)
+    report = evaluate_ranker_run(config, run_dir, model, baseline)
     with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump({"test": report.to_dict()}, f, indent=2)
     log(report.format())
     return RankerRun(run_dir, model, baseline, prepared.fitted, report)
+
+
+def fit_with_selection(config: RankerJobConfig, build, training: TrainingConfig, labels: List[str], has_validation: bool,
+                  out_dir: str, log=print):
+    """Fits with the checkpoint of the best validation epoch; with `config.refit`, then trains a fresh model on
+    train + validation for that many epochs, whose final weights become `out_dir`'s checkpoint."""
+    training = _monitorable(training, has_validation)
+    data_dir = os.path.join(config.run_dir, "data")
+    train_ds, val_ds = make_datasets(config, data_dir, has_validation, training, labels)
+    model, history = fit(build, train_ds, val_ds, training, out_dir)
+    restore_best_weights(model, out_dir, "tfrec train ranker")
+    if not (config.refit and has_validation):
+        return model
+    values = history.history[training.monitor]
+    epochs = 1 + int(np.argmax(values) if training.monitor_mode == "max" else np.argmin(values))
+    log(f"{os.path.basename(out_dir)}: refit on train + validation for {epochs} epochs (best {training.monitor})")
+    refit = dataclasses.replace(training, epochs=epochs, early_stopping_patience=0,
+                                monitor=training.monitor.replace("val_", "", 1))
+    train_ds, _ = make_datasets(config, data_dir, False, refit, labels, ("train", "validation"))
+    model, _ = fit(build, train_ds, None, refit, os.path.join(out_dir, REFIT_DIR))
+    model.save_weights(os.path.join(out_dir, "checkpoints", "best"))
+    return model
 
 
 def _monitorable(training: TrainingConfig, has_validation: bool) -> TrainingConfig:
@@ -180,17 +201,11 @@ def _parse_spec(config: RankerJobConfig, labels: List[str]) -> Dict[str, tf.io.F
 
 
 def make_datasets(config: RankerJobConfig, data_dir: str, has_validation: bool, training: TrainingConfig,
-                  labels: Optional[List[str]] = None):
-    """(train, validation-or-None) pipelines over the run's TFRecords, with `labels` (default: every head's)."""
+                  labels: Optional[List[str]] = None, train_splits: Sequence[str] = ("train",)):
+    """(train, validation-or-None) pipelines over the run's TFRecords, with `labels` (default: every head's); the
+    training pipeline reads `train_splits` (("train", "validation") for the refit)."""
     labels = list(labels or config.model.tasks)
-    parse = _parse_spec(config, labels)
-    train = tfrecord_dataset(list_shards(data_dir, "train"), parse, training.batch_size, labels,
-                             shuffle_buffer=training.shuffle_buffer, seed=training.seed, cache=training.cache)
-    val = None
-    if has_validation:
-        val = tfrecord_dataset(list_shards(data_dir, "validation"), parse, training.batch_size, labels,
-                               cache=training.cache)
-    return train, val
+    return split_datasets(data_dir, _parse_spec(config, labels), labels, has_validation, training, train_splits)
 
 
 def predict_ranker(model: DCNRanker, spec: FeatureSpec, columns: Dict[str, np.ndarray], batch_size: int = 8192):
@@ -224,14 +239,14 @@ def predict_baseline(model: LogisticCTR, columns: Dict[str, np.ndarray], positio
 
 def read_split(config: RankerJobConfig, run_dir: str, split: str) -> Dict[str, np.ndarray]:
     """Every feature, label and id column of a split of the run's TFRecords."""
-    ids = {k: tf.io.FixedLenFeature([], tf.string, "") for k in ID_COLUMNS}
-    parse = {**_parse_spec(config, config.labels), **ids}
-    return read_columns(list_shards(os.path.join(run_dir, "data"), split), parse)
+    return read_split_columns(run_dir, split, _parse_spec(config, config.labels))
 
 
-def evaluate_ranker_run(config: RankerJobConfig, run_dir: str, model: DCNRanker, baseline: Optional[LogisticCTR] = None,
-                        split: str = "test", train_means: Optional[Dict[str, float]] = None) -> RankerReport:
-    """The RankerReport of `model` (and the baseline, popularity, ground truth) on a split of a run."""
+def evaluate_ranker_run(config: RankerJobConfig, run_dir: str, model: Optional[DCNRanker],
+                        baseline: Optional[LogisticCTR] = None, split: str = "test",
+                        predict: Optional[Callable[[Dict[str, np.ndarray]], Dict]] = None) -> RankerReport:
+    """The RankerReport of `model` (and the baseline, popularity, training mean, ground truth) on a split of a run;
+    `predict` (feature columns → `predict_ranker`'s dict) replaces the model's own predictions, e.g. a SavedModel's."""
     spec = config.feature_spec
     test = read_split(config, run_dir, split)
     train = read_split(config, run_dir, "train")
@@ -240,11 +255,13 @@ def evaluate_ranker_run(config: RankerJobConfig, run_dir: str, model: DCNRanker,
     popularity = {t: metrics.popularity_scores(train["item_id"], train[t], test["item_id"]) for t in tasks}
     groups = test[config.group_by] if (test[config.group_by] != "").any() else None
     truth = load_truth(os.path.join(run_dir, "data"), test) if split == "test" else None
+    scores = predict(features) if predict is not None else predict_ranker(model, spec, features)
     return ranker_report(
-        tasks, {t: test[t] for t in tasks}, groups, predict_ranker(model, spec, features),
+        tasks, {t: test[t] for t in config.labels}, groups, scores,
         baseline=predict_baseline(baseline, features, config.model.position_feature) if baseline is not None else None,
         baseline_label=config.baseline.label if config.baseline is not None else "click",
-        popularity=popularity, truth=truth, train_means=train_means, split=split, group_by=config.group_by,
+        popularity=popularity, truth=truth, train_means={t: float(np.mean(train[t])) for t in tasks}, split=split,
+        group_by=config.group_by,
     )
 
 

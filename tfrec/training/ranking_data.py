@@ -1,4 +1,5 @@
-"""The data half of ranking jobs: labelled examples → split → features fitted on train → TFRecords (+ truth).
+"""The data half of the ranker and CTR jobs: labelled examples → split → features fitted on train → TFRecords
+(+ truth), and reading them back as training pipelines or columns.
 
 Examples come in three kinds, all one row per (context, item) with the feature columns named as the spec names them:
 
@@ -19,14 +20,16 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from tfrec.data.examples import event_columns, impression_examples, join_item_and_user_features, take
 from tfrec.data.negatives import sampled_examples
 from tfrec.data.schema import EventType
 from tfrec.data.splits import SplitConfig, split_indices
-from tfrec.data.tfrecord import write_tfrecords
+from tfrec.data.tfrecord import list_shards, read_columns, tfrecord_dataset, write_tfrecords
 from tfrec.features.spec import FeatureSpec
 from tfrec.features.stats import FittedFeatures, fit_features
+from tfrec.training.trainer import TrainingConfig
 
 SPLITS = ("train", "validation", "test")
 TRUTH_FILE = "test_truth.npz"
@@ -52,12 +55,14 @@ def rating_examples(dataset) -> Dict[str, np.ndarray]:
     return out
 
 
-def build_examples(kind: str, loaded, negatives_per_positive: int = 4, seed: int = 42) -> Dict[str, np.ndarray]:
-    """Labelled examples of `kind` (module docstring) from loaded data, with `_true_*` columns when synthetic."""
+def build_examples(kind: str, loaded, negatives_per_positive: int = 4, seed: int = 42,
+                   label: str = "click") -> Dict[str, np.ndarray]:
+    """Labelled examples of `kind` (module docstring) from loaded data, with `_true_*` columns when synthetic;
+    `label` names the 0/1 column of `sampled` examples."""
     if kind == "ratings":
         return rating_examples(loaded.dataset)
     if kind == "sampled":
-        columns = sampled_examples(loaded.dataset, negatives_per_positive, seed=seed, label="click")
+        columns = sampled_examples(loaded.dataset, negatives_per_positive, seed=seed, label=label)
         columns["request_id"] = np.full(len(columns["user_id"]), "", dtype=object)
         return join_item_and_user_features(columns, loaded.dataset)
     columns = impression_examples(loaded.dataset)
@@ -75,7 +80,7 @@ def build_examples(kind: str, loaded, negatives_per_positive: int = 4, seed: int
 
 @dataclasses.dataclass
 class PreparedRanking:
-    """What `prepare_ranking_data` leaves behind: fitted features, rows per split and the label rates."""
+    """What `prepare_ranking_data` leaves behind: fitted features, rows per split and the training label means."""
 
     fitted: FittedFeatures
     sizes: Dict[str, int]
@@ -98,11 +103,11 @@ def prepare_ranking_data(
         available = sorted(c for c in columns if not c.startswith("_"))
         raise ValueError(f"the examples have no column for {missing}; available: {available}")
     parts = dict(zip(SPLITS, split_indices(split, columns["timestamp"], columns["request_id"])))
-    means = {label: float(np.mean(columns[label])) for label in labels}
-    log("examples: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()) + " ("
-        + ", ".join(f"mean {k} {v:.4f}" for k, v in means.items()) + ")")
     if len(parts["train"]) == 0 or len(parts["test"]) == 0:
         raise ValueError("the split left no training or no test examples; use more data or other fractions")
+    means = {label: float(np.mean(columns[label][parts["train"]])) for label in labels}
+    log("examples: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()) + " (training "
+        + ", ".join(f"mean {k} {v:.4f}" for k, v in means.items()) + ")")
     fitted = fit_features(spec, take(columns, parts["train"]), os.path.join(run_dir, "features"))
     keep = list(dict.fromkeys(spec.names + list(labels) + [c for c in ID_COLUMNS if c in columns]))
     data_dir = os.path.join(run_dir, "data")
@@ -131,3 +136,23 @@ def load_truth(data_dir: str, test: Dict[str, np.ndarray]) -> Optional[Dict[str,
         except KeyError as exc:
             raise ValueError(f"{path} has no ground truth for test example {exc.args[0]}") from None
         return {name[len("true:"):]: saved[name][rows] for name in names}
+
+
+def split_datasets(data_dir: str, parse: Dict, labels: Sequence[str], has_validation: bool, training: TrainingConfig,
+                   train_splits: Sequence[str] = ("train",)):
+    """(train, validation-or-None) pipelines of (features, `labels`) over the TFRecords under `data_dir`; the
+    training pipeline shuffles the shards of `train_splits` together (("train", "validation") to refit on both)."""
+    files = [path for split in train_splits for path in list_shards(data_dir, split)]
+    train = tfrecord_dataset(files, parse, training.batch_size, list(labels),
+                             shuffle_buffer=training.shuffle_buffer, seed=training.seed, cache=training.cache)
+    val = None
+    if has_validation:
+        val = tfrecord_dataset(list_shards(data_dir, "validation"), parse, training.batch_size, list(labels),
+                               cache=training.cache)
+    return train, val
+
+
+def read_split_columns(run_dir: str, split: str, parse: Dict) -> Dict[str, np.ndarray]:
+    """The `parse` columns and the id columns of a split of a run's TFRecords, as numpy."""
+    ids = {k: tf.io.FixedLenFeature([], tf.string, "") for k in ID_COLUMNS}
+    return read_columns(list_shards(os.path.join(run_dir, "data"), split), {**parse, **ids})

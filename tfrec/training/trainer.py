@@ -71,11 +71,36 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.MirroredStrategy([d.name for d in gpus] or ["/cpu:0"])
     if name == "multi_worker":
+        return _multi_worker_strategy()
+    raise ValueError(f"unknown strategy {name!r}")
+
+
+_MULTI_WORKER: Optional[tf.distribute.Strategy] = None
+
+
+def _multi_worker_strategy() -> tf.distribute.Strategy:
+    """The process's one MultiWorkerMirroredStrategy: TensorFlow configures its collectives once, before any op runs,
+    so a second instance (e.g. for a job's second fit) would hang or fail."""
+    global _MULTI_WORKER
+    if _MULTI_WORKER is None:
         if "TF_CONFIG" not in os.environ:
             raise RuntimeError("strategy multi_worker needs TF_CONFIG describing the cluster and this task")
         json.loads(os.environ["TF_CONFIG"])  # a malformed TF_CONFIG fails here with a JSON error, not deep in TF
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}")
+        try:
+            _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as exc:
+            if "startup" not in str(exc):
+                raise
+            raise RuntimeError(
+                "strategy multi_worker must be created before TensorFlow runs its first op: call "
+                "tfrec.training.trainer.make_strategy('multi_worker') at the start of the program"
+            ) from exc
+    return _MULTI_WORKER
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's outputs: always, except on a non-chief worker of a multi-worker cluster."""
+    return bool(strategy.extended.should_checkpoint)
 
 
 def configure_mixed_precision(setting: str) -> bool:
@@ -100,8 +125,11 @@ def make_optimizer(config: OptimizerConfig) -> tf.keras.optimizers.Optimizer:
     return tf.keras.optimizers.SGD(**kwargs)
 
 
-def make_callbacks(config: TrainingConfig, run_dir: str, has_validation: bool) -> list:
-    """TensorBoard logs, best-weights checkpoints, early stopping and a CSV history under `run_dir`."""
+def make_callbacks(config: TrainingConfig, run_dir: str, has_validation: bool, chief: bool = True) -> list:
+    """TensorBoard logs, best-weights checkpoints, early stopping and a CSV history under `run_dir`.
+
+    On a non-chief worker (`chief` False) Keras writes the TensorBoard logs and checkpoints into temporary
+    `workertemp_<id>` directories and deletes them (TensorFlow's multi-worker pattern); the CSV history is left out."""
     monitor = config.monitor if has_validation else config.monitor.replace("val_", "", 1)
     callbacks = [
         tf.keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs"), update_freq="epoch"),
@@ -112,8 +140,9 @@ def make_callbacks(config: TrainingConfig, run_dir: str, has_validation: bool) -
             save_best_only=True,
             save_weights_only=True,
         ),
-        tf.keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
     ]
+    if chief:
+        callbacks.append(tf.keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")))
     if config.early_stopping_patience:
         callbacks.append(
             tf.keras.callbacks.EarlyStopping(
@@ -137,7 +166,9 @@ def fit(
     """Builds and compiles the model inside the strategy scope, trains it, and returns (model, history).
 
     `callbacks` run before the standard ones, so metrics they add to the epoch logs (e.g. full-catalog validation
-    recall) can drive checkpointing and early stopping."""
+    recall) can drive checkpointing and early stopping. Under `multi_worker` only the chief keeps the run's logs,
+    checkpoints and history (`is_chief`); every worker must call `fit` alike, and only the chief should restore the
+    best checkpoint afterwards."""
     os.makedirs(run_dir, exist_ok=True)
     tf.keras.utils.set_random_seed(config.seed)
     configure_mixed_precision(config.mixed_precision)
@@ -145,21 +176,40 @@ def fit(
     with strategy.scope():
         model = build_model()
         model.compile(optimizer=make_optimizer(config.optimizer))
+    if strategy.num_replicas_in_sync > 1:
+        # Keras's "auto" sums the replicas' step outputs: right for a loss scaled by the global batch, but metrics
+        # such as AUC are already global and would be doubled on two workers. "first" logs them as they are (the
+        # logged loss is then the first replica's share of it).
+        model.distribute_reduction_method = "first"
+    if config.strategy == "multi_worker":
+        train_data = shard_by_data(train_data)
+        validation_data = None if validation_data is None else shard_by_data(validation_data)
     history = model.fit(
         train_data,
         validation_data=validation_data,
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch,
-        callbacks=list(callbacks) + make_callbacks(config, run_dir, validation_data is not None),
+        callbacks=list(callbacks) + make_callbacks(config, run_dir, validation_data is not None, is_chief(strategy)),
         verbose=config.verbose,
     )
     return model, history
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` split between multi-worker workers by batches, not files: TensorFlow's default file-based sharding
+    fails when a split has fewer files than there are workers (a job writes one validation file)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def restore_best_weights(model: tf.keras.Model, run_dir: str, command: str) -> tf.keras.Model:
     """Loads `run_dir`'s best checkpoint into `model`; a clear error names the command when there is none yet."""
     checkpoint = os.path.join(run_dir, "checkpoints", "best")
     if not tf.io.gfile.exists(checkpoint + ".index"):
+        if not is_chief(model.distribute_strategy):
+            raise FileNotFoundError(f"{checkpoint}.index not found: a non-chief worker keeps no checkpoint (only the "
+                                    "chief of a multi_worker run does); restore on the chief")
         raise FileNotFoundError(f"{checkpoint}.index not found: has `{command}` finished for {run_dir}?")
     model.load_weights(checkpoint).expect_partial()
     return model

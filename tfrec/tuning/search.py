@@ -7,7 +7,7 @@
     logs/<trial>/execution<n>/        TensorBoard per trial, with the HParams dashboard
     space.yaml                        the search space as run
     best_config.yaml                  the job config with the best values applied (`tfrec train ctr --config ...`)
-    trials.json                       every trial: status, score, values
+    trials.json, trials.csv           every trial: status, score, values (inactive ones marked), error
 
 Distributed tuning needs no code: with keras-tuner's KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP /
 KERASTUNER_ORACLE_PORT set, the process whose id contains "chief" serves the oracle and writes the results, the others
@@ -16,7 +16,6 @@ run trials (docs/tuning.md).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import os
@@ -30,32 +29,14 @@ from keras_tuner.distribute import utils as distribute_utils
 from tfrec.config import dump_config
 from tfrec.training.trainer import make_strategy
 from tfrec.tuning.hypermodel import ConfigHyperModel, TuningJob
-from tfrec.tuning.space import SearchSpace, TunerConfig, apply_to_config, check_paths, python_value
+from tfrec.tuning.results import SearchResult, best_row, trial_row, write_trials
+from tfrec.tuning.space import SearchSpace, TunerConfig, apply_to_config, check_paths
 
 PROJECT = "search"  # keras-tuner's project directory inside the tuning directory
 
 
 class SearchFailedError(RuntimeError):
     """No trial completed (every trial failed, or keras-tuner gave up after consecutive failures)."""
-
-
-@dataclasses.dataclass
-class SearchResult:
-    """The outcome of `run_search` in one process (`role`: single, chief, or worker)."""
-
-    role: str
-    directory: str
-    objective: str
-    direction: str
-    best_trial_id: Optional[str]
-    best_score: Optional[float]
-    best_overrides: Dict[str, Any]  # dotted config path → value
-    best_config: Any
-    trials: List[Dict[str, Any]]  # the chief's (or single process's) every trial; a worker's own trials
-    best_config_path: Optional[str] = None
-    trials_path: Optional[str] = None
-    test_metrics: Optional[Dict[str, float]] = None
-    export_path: Optional[str] = None
 
 
 def distributed_role() -> str:
@@ -76,7 +57,8 @@ def run_search(
     export_dir: Optional[str] = None,
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
 ) -> SearchResult:
-    """Searches `space` for `job`, writes best_config.yaml and trials.json, and exports the best model if asked.
+    """Searches `space` for `job`, writes trials.json, trials.csv and best_config.yaml, and exports the best model if
+    asked. Raises SearchFailedError (after writing the trials, with their errors) when no trial completed.
 
     `callbacks` are added to every trial's fit (they are deep-copied per trial, as keras-tuner does).
     """
@@ -97,14 +79,20 @@ def run_search(
         address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
         log(f"chief: serving the oracle on {address} until the workers have run every trial")
     tuner = make_tuner(hypermodel, settings, directory, None if strategy_name == "default" else strategy)
+    stopped = None
     if role != "chief":  # the chief's tuner returns from its constructor only when the search is over
-        _search(tuner, job, settings, directory, callbacks, log)
+        try:
+            _search(tuner, job, settings, directory, callbacks, log)
+        except SearchFailedError as exc:
+            if role == "worker":
+                raise
+            stopped = exc  # the trials so far are still written below
     if role == "worker":
         trials = [trial_row(t, space) for t in tuner.finished_trials]
         log(f"worker {tuner.tuner_id}: ran trials {[t['trial_id'] for t in trials]}; the chief writes the results")
-        return _result(role, directory, settings, trials, _best_row(trials, settings.direction), job)
+        return _result(role, directory, space, trials, best_row(trials, settings.direction), job)
 
-    result, best_trial = _write_results(tuner, job, space, role, directory, log)
+    result, best_trial = _write_results(tuner, job, space, role, directory, log, stopped)
     if export_dir:
         model = best_model(tuner, hypermodel, best_trial, log)
         result.test_metrics = job.evaluate(result.best_config, model)
@@ -137,21 +125,25 @@ def _search(tuner, job: TuningJob, settings: TunerConfig, directory: str, callba
         raise SearchFailedError(f"the search stopped: {exc}") from exc
 
 
-def _write_results(tuner, job: TuningJob, space: SearchSpace, role: str, directory: str, log):
-    """(SearchResult, best keras-tuner Trial) from the oracle's trials; writes best_config.yaml and trials.json."""
+def _write_results(tuner, job: TuningJob, space: SearchSpace, role: str, directory: str, log, stopped=None):
+    """(SearchResult, best keras-tuner Trial) from the oracle's trials; writes trials.json, trials.csv and
+    best_config.yaml. Raises SearchFailedError, after writing the trials, when none completed or the search stopped."""
     oracle = tuner.oracle
     trials = [trial_row(oracle.trials[i], space) for i in oracle.start_order]
     best_trials = [t for t in oracle.get_best_trials(1) if t.status == "COMPLETED" and t.score is not None]
-    if not best_trials:
+    best = next((t for t in trials if best_trials and t["trial_id"] == best_trials[0].trial_id), None)
+    result = _result(role, directory, space, trials, best, job)
+    result.trials_path = os.path.join(directory, "trials.json")
+    result.trials_csv_path = os.path.join(directory, "trials.csv")
+    write_trials(result, space.tuner.algorithm)
+    if stopped is not None or best is None:
         failed = [t for t in trials if t.get("error")]
         why = f"; trial {failed[0]['trial_id']} failed with: {failed[0]['error']}" if failed else ""
-        raise SearchFailedError("no trial completed" + why)
-    best = next(t for t in trials if t["trial_id"] == best_trials[0].trial_id)
-    result = _result(role, directory, space.tuner, trials, best, job)
+        if stopped is not None:
+            raise SearchFailedError(f"{stopped}; every trial is in {result.trials_csv_path}") from stopped
+        raise SearchFailedError(f"no trial completed{why}; every trial is in {result.trials_csv_path}")
     result.best_config_path = os.path.join(directory, "best_config.yaml")
     dump_config(result.best_config, result.best_config_path)
-    result.trials_path = os.path.join(directory, "trials.json")
-    write_trials(result, space.tuner.algorithm)
     log(f"best trial {best['trial_id']}: {result.objective} {best['score']:.4f}; config: {result.best_config_path}")
     return result, best_trials[0]
 
@@ -231,85 +223,17 @@ def best_model(tuner: kt.Tuner, hypermodel: ConfigHyperModel, trial, log=print) 
     return model
 
 
-# ---------------------------------------------------------------------------------------------------------- results
-def trial_row(trial, space: SearchSpace) -> Dict[str, Any]:
-    """One line of the trial table: id, status, score, values by name and by config path, and any error."""
-    values = trial.hyperparameters.values
-    hps = {h.name: python_value(values[h.name]) for h in space.hyperparameters if h.name in values}
-    row: Dict[str, Any] = {
-        "trial_id": trial.trial_id,
-        "status": trial.status,
-        "score": None if trial.score is None else float(trial.score),
-        "best_epoch": None if trial.score is None else int(trial.best_step or 0),
-        "hyperparameters": hps,
-        "overrides": space.overrides(hps),
-    }
-    if "tuner/epochs" in values:
-        row["epochs"] = int(values["tuner/epochs"])
-    if trial.message:
-        lines = [line for line in str(trial.message).strip().splitlines() if line.strip()]
-        row["error"] = lines[-1] if lines else str(trial.message)
-    return row
-
-
-def _best_row(trials: List[Dict[str, Any]], direction: str) -> Optional[Dict[str, Any]]:
-    scored = [t for t in trials if t["score"] is not None]
-    if not scored:
-        return None
-    pick = max if direction == "max" else min
-    return pick(scored, key=lambda t: t["score"])
-
-
-def _result(role, directory, settings, trials, best, job) -> SearchResult:
+def _result(role: str, directory: str, space: SearchSpace, trials, best, job: TuningJob) -> SearchResult:
     overrides = dict(best["overrides"]) if best else {}
     return SearchResult(
         role=role,
         directory=directory,
-        objective=settings.objective,
-        direction=settings.direction,
+        objective=space.tuner.objective,
+        direction=space.tuner.direction,
         best_trial_id=best["trial_id"] if best else None,
         best_score=best["score"] if best else None,
         best_overrides=overrides,
         best_config=apply_to_config(job.base_config, overrides),
         trials=trials,
+        hyperparameters=[h.name for h in space.hyperparameters],
     )
-
-
-def write_trials(result: SearchResult, algorithm: str) -> None:
-    payload = {
-        "algorithm": algorithm,
-        "objective": result.objective,
-        "direction": result.direction,
-        "best_trial_id": result.best_trial_id,
-        "best_score": result.best_score,
-        "best_overrides": result.best_overrides,
-        "trials": result.trials,
-    }
-    with open(result.trials_path, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-
-
-def format_trials(result: SearchResult) -> str:
-    """The trial table and the best values, as the CLI prints them."""
-    names = list(dict.fromkeys(n for t in result.trials for n in t["hyperparameters"]))
-    header = ["trial", "status", result.objective] + names
-    rows = [header]
-    for t in result.trials:
-        score = "-" if t["score"] is None else f"{t['score']:.4f}"
-        mark = " *" if t["trial_id"] == result.best_trial_id else ""
-        rows.append([t["trial_id"] + mark, t["status"], score] + [_short(t["hyperparameters"].get(n)) for n in names])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    if result.best_trial_id is not None:
-        lines.append(f"best ({result.objective} {result.best_score:.4f}, trial {result.best_trial_id}):")
-        lines += [f"  {path} = {value!r}" for path, value in result.best_overrides.items()]
-    return "\n".join(lines)
-
-
-def _short(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

@@ -5,14 +5,20 @@ A hyperparameter names a dotted `path` into the job config it tunes (`training.o
 config with `define(hp, space)`'s overrides applied. `check_paths` applies every candidate value to the job config
 through the config loader, so a misspelt path or an out-of-range value fails when the space is loaded, naming the
 hyperparameter, not in trial 7.
+
+A hyperparameter may be conditional: `when: {name: cross_rank, values: [low_rank]}` registers it inside keras-tuner's
+`hp.conditional_scope`, so it is active (sampled, and written into the trial's config) only while the earlier
+hyperparameter `cross_rank` takes one of those values; an inactive one leaves the base config's value in place. A
+hyperparameter without a `path` is a switch: it writes nothing and only gates the hyperparameters that name it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from tfrec.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
 
@@ -61,14 +67,23 @@ class TunerConfig:
 
 
 @dataclasses.dataclass
+class ConditionConfig:
+    """`when` of a conditional hyperparameter: it is active only while hyperparameter `name` takes one of `values`."""
+
+    name: str
+    values: List[Any]
+
+
+@dataclasses.dataclass
 class HyperparameterConfig:
     """One searched knob: `path` into the job config, and its domain (`values`, or `min`/`max`/`step`/`sampling`).
 
     `also_paths` receive the same value (e.g. both towers' output_dim, which must agree). Choice values may be
-    lists (e.g. hidden layer sizes `[[], [128], [256, 128]]`): keras-tuner sees each as its JSON text."""
+    lists (e.g. hidden layer sizes `[[], [128], [256, 128]]`): keras-tuner sees each as its JSON text. `when` makes
+    it conditional on an earlier hyperparameter; without a `path` it is a switch that only gates others."""
 
-    path: str
     type: Literal["choice", "int", "float", "boolean"]
+    path: Optional[str] = None  # None: a switch (needs a name, and a hyperparameter whose `when` names it)
     name: Optional[str] = None  # shown in trial tables and TensorBoard; defaults to the path
     values: Optional[List[Any]] = None  # choice
     min: Optional[Number] = None  # int, float
@@ -77,13 +92,22 @@ class HyperparameterConfig:
     sampling: Optional[Literal["linear", "log"]] = None  # int, float; default linear
     default: Optional[Any] = None  # the value of the first build (keras-tuner uses min / the first choice otherwise)
     also_paths: List[str] = dataclasses.field(default_factory=list)
+    when: Optional[ConditionConfig] = None  # active only while another hyperparameter has one of some values
 
     def __post_init__(self) -> None:
         if self.name is None:
             self.name = self.path
 
     def validate(self) -> None:
-        for where, path in [("path", self.path)] + [(f"also_paths[{i}]", p) for i, p in enumerate(self.also_paths)]:
+        if self.path is None:
+            if not self.name:
+                raise ConfigError("needs a path into the job config (or, as a switch that only gates others "
+                                  "through their `when`, a name)", path="path")
+            if self.also_paths:
+                raise ConfigError("also_paths need a path", path="also_paths")
+        for where, path in [("path", p) for p in [self.path] if p is not None] + [
+            (f"also_paths[{i}]", p) for i, p in enumerate(self.also_paths)
+        ]:
             if not path or any(not part for part in path.split(".")):
                 raise ConfigError(f"{path!r} is not a dotted path like training.optimizer.learning_rate", path=where)
         ranged = self.type in ("int", "float")
@@ -146,7 +170,40 @@ class HyperparameterConfig:
 
     @property
     def all_paths(self) -> List[str]:
-        return [self.path] + list(self.also_paths)
+        return ([self.path] if self.path is not None else []) + list(self.also_paths)
+
+    @property
+    def is_list_choice(self) -> bool:
+        return self.type == "choice" and isinstance(self.values[0], list)
+
+    def domain(self) -> str:
+        """The domain as an error message shows it."""
+        if self.type == "choice":
+            return f"one of {self.values}"
+        if self.type == "boolean":
+            return "true or false"
+        return f"{self.type} in [{self.min}, {self.max}]" + (f" in steps of {self.step}" if self.step else "")
+
+    def contains(self, value: Any) -> bool:
+        """Whether keras-tuner can give this hyperparameter `value` (a `when` value must be one it can take)."""
+        if self.type == "boolean":
+            return isinstance(value, bool)
+        if self.type == "choice":  # 1 is not True here, though Python says 1 == True
+            return any(v == value and isinstance(v, bool) == isinstance(value, bool) for v in self.values)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and not isinstance(value, int):
+            return False
+        on_step = self.type == "float" or not self.step or (value - self.min) % self.step == 0
+        return self.min <= value <= self.max and on_step
+
+    def tuner_values(self, values: Sequence[Any]) -> List[Any]:
+        """`values` of this hyperparameter as keras-tuner holds them (list choices as JSON text, floats as floats)."""
+        if self.is_list_choice:
+            return [json.dumps(v) for v in values]
+        if self.type == "float" or (self.type == "choice" and isinstance(self.values[0], float)):
+            return [float(v) for v in values]
+        return list(values)
 
     def probe_values(self) -> List[Any]:
         """The values `check_paths` tries on the job config: every choice, both ends of a range, both booleans."""
@@ -172,6 +229,8 @@ class SearchSpace:
             seen: Dict[str, int] = {}
             for i, hp in enumerate(self.hyperparameters):
                 value = getattr(hp, key)
+                if value is None:  # a switch has no path
+                    continue
                 if value in seen:
                     reason = f"{key} {value!r} repeats hyperparameters[{seen[value]}]"
                     raise ConfigError(reason, path=f"hyperparameters[{i}].{key}")
@@ -181,19 +240,56 @@ class SearchSpace:
         repeated = sorted({p for p in every if every.count(p) > 1})
         if repeated:
             raise ConfigError(f"config paths {repeated} are tuned by more than one hyperparameter", path="hyperparameters")
+        self._validate_conditions()
+
+    def _validate_conditions(self) -> None:
+        """Each `when` names an earlier hyperparameter and values it can take; each switch gates something."""
+        index = {hp.name: i for i, hp in enumerate(self.hyperparameters)}
+        for i, hp in enumerate(self.hyperparameters):
+            if hp.when is None:
+                continue
+            where, parent = f"hyperparameters[{i}].when", hp.when.name
+            if parent not in index:
+                known = ", ".join(repr(h.name) for h in self.hyperparameters[:i]) or "none"
+                raise ConfigError(f"hyperparameter {hp.name!r} depends on {parent!r}, which is not a hyperparameter "
+                                  f"of this space (declared before it: {known})", path=f"{where}.name")
+            if index[parent] >= i:
+                raise ConfigError(f"hyperparameter {hp.name!r} depends on {parent!r} (hyperparameters[{index[parent]}]),"
+                                  " which must be declared before it", path=f"{where}.name")
+            domain = self.hyperparameters[index[parent]]
+            outside = [v for v in hp.when.values if not domain.contains(v)]
+            if not hp.when.values or outside:
+                reason = f"values {outside} are" if outside else "an empty list is"
+                raise ConfigError(f"hyperparameter {hp.name!r}: {reason} not in the domain of {parent!r} "
+                                  f"({domain.domain()})", path=f"{where}.values")
+        gating = {hp.when.name for hp in self.hyperparameters if hp.when is not None}
+        for i, hp in enumerate(self.hyperparameters):
+            if hp.path is None and hp.name not in gating:
+                raise ConfigError(f"hyperparameter {hp.name!r} has no path and no hyperparameter's `when` names it, "
+                                  "so it would change nothing", path=f"hyperparameters[{i}].path")
+
+    def conditions(self, hp: HyperparameterConfig) -> List[Tuple[str, List[Any]]]:
+        """(parent name, parent values as keras-tuner holds them) for every `when` above `hp`, outermost first."""
+        by_name = {h.name: h for h in self.hyperparameters}
+        chain = []
+        while hp.when is not None:
+            parent = by_name[hp.when.name]
+            chain.append((parent.name, parent.tuner_values(hp.when.values)))
+            hp = parent
+        return chain[::-1]
 
     @property
     def paths(self) -> Dict[str, str]:
-        """Hyperparameter name → config path."""
-        return {hp.name: hp.path for hp in self.hyperparameters}
+        """Hyperparameter name → config path (switches, which have none, left out)."""
+        return {hp.name: hp.path for hp in self.hyperparameters if hp.path is not None}
 
     def overrides(self, values: Mapping[str, Any]) -> Dict[str, Any]:
         """Dotted config overrides from keras-tuner values by name (list choices decoded from their JSON text)."""
         out: Dict[str, Any] = {}
         for hp in self.hyperparameters:
-            if hp.name in values:
+            if hp.name in values:  # keras-tuner holds active values only
                 value = values[hp.name]
-                if hp.type == "choice" and isinstance(hp.values[0], list) and isinstance(value, str):
+                if hp.is_list_choice and isinstance(value, str):
                     value = json.loads(value)
                 out.update({path: value for path in hp.all_paths})
         return out
@@ -238,24 +334,38 @@ def check_paths(
 
 
 def define(hp, space: SearchSpace) -> Dict[str, Any]:
-    """Registers each hyperparameter of `space` on keras_tuner HyperParameters `hp`; returns {path: value}."""
+    """Registers each hyperparameter of `space` on keras_tuner HyperParameters `hp` (a conditional one inside the
+    `conditional_scope`s of its `when` chain); returns {path: value} of the active ones."""
     overrides: Dict[str, Any] = {}
     for h in space.hyperparameters:
-        if h.type == "choice" and isinstance(h.values[0], list):
-            labels = [json.dumps(v) for v in h.values]
-            value = json.loads(hp.Choice(h.name, labels, default=None if h.default is None else json.dumps(h.default)))
-        elif h.type == "choice":
-            value = hp.Choice(h.name, h.values, default=h.default)
-        elif h.type == "boolean":
-            value = bool(hp.Boolean(h.name, default=bool(h.default)))
-        elif h.type == "int":
-            value = int(hp.Int(h.name, h.min, h.max, step=h.step, sampling=h.sampling or "linear", default=h.default))
-        else:
-            low, high, sampling = float(h.min), float(h.max), h.sampling or "linear"
-            value = float(hp.Float(h.name, low, high, step=h.step, sampling=sampling, default=h.default))
+        with contextlib.ExitStack() as scopes:
+            for parent, values in space.conditions(h):
+                scopes.enter_context(hp.conditional_scope(parent, values))
+            value = _register(hp, h)
+        if value is None:  # inactive in this trial: the base config's value stays
+            continue
         for path in h.all_paths:
             overrides[path] = python_value(value)
     return overrides
+
+
+def _register(hp, h: HyperparameterConfig) -> Any:
+    """The value keras-tuner gives `h` in this trial (None when inactive), as the job config takes it."""
+    if h.is_list_choice:
+        labels = [json.dumps(v) for v in h.values]
+        label = hp.Choice(h.name, labels, default=None if h.default is None else json.dumps(h.default))
+        return None if label is None else json.loads(label)
+    if h.type == "choice":
+        return hp.Choice(h.name, h.values, default=h.default)
+    if h.type == "boolean":
+        value = hp.Boolean(h.name, default=bool(h.default))
+        return None if value is None else bool(value)
+    if h.type == "int":
+        value = hp.Int(h.name, h.min, h.max, step=h.step, sampling=h.sampling or "linear", default=h.default)
+        return None if value is None else int(value)
+    low, high, sampling = float(h.min), float(h.max), h.sampling or "linear"
+    value = hp.Float(h.name, low, high, step=h.step, sampling=sampling, default=h.default)
+    return None if value is None else float(value)
 
 
 def python_value(value: Any) -> Any:

@@ -1,0 +1,127 @@
+"""The catalog (and user attributes) the search service answers from: item metadata for responses and filters, and
+the item/user columns the ranker reads, loaded from the same dataset files the models were trained on.
+
+String columns are also kept UTF-8 encoded, so building a ranker request for hundreds of candidates is a numpy
+take and a list extend, not a per-value encode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfrec.data.dataset_io import find_table_files
+from tfrec.data.readers import read_table
+from tfrec.data.schema import CATALOG_SCHEMA, USERS_SCHEMA, Table, category_levels
+
+CORE = ("item_id", "title", "category", "brand", "price")
+IN_STOCK_COLUMNS = ("in_stock", "stock")  # a yes/no column, or a count (> 0 is in stock)
+_TRUE = {"1", "true", "yes", "y", "t", "in stock", "in_stock"}
+
+
+def _encoded(values: np.ndarray) -> np.ndarray:
+    return np.array([str(v).encode("utf-8") for v in values.tolist()], dtype=object)
+
+
+class Catalog:
+    """Items by id with their columns, user attributes by id, and per-column helpers for filters and requests."""
+
+    def __init__(self, items: Table, users: Optional[Table] = None, source: str = "<memory>"):
+        self.source = source
+        self.item_ids = items["item_id"].astype(object)
+        self.columns: Dict[str, np.ndarray] = {name: items[name] for name in CORE}
+        self.columns.update(items.attributes)
+        self.row_of = {item: i for i, item in enumerate(self.item_ids.tolist())}
+        if len(self.row_of) != len(self.item_ids):
+            raise ValueError(f"{source}: item ids are not unique")
+        self.attribute_names = sorted(items.attributes)
+        self.in_stock = self._stock(items)
+        self.user_attributes: Dict[str, Dict[str, str]] = {}
+        if users is not None:
+            names = sorted(users.attributes)
+            for i, user in enumerate(users["user_id"].tolist()):
+                self.user_attributes[user] = {n: str(users.attributes[n][i]) for n in names}
+        self._encoded: Dict[str, np.ndarray] = {}
+        self._lower: Dict[str, np.ndarray] = {}
+        self._levels: Optional[List[List[str]]] = None
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    @staticmethod
+    def _stock(items: Table) -> Optional[np.ndarray]:
+        for name in IN_STOCK_COLUMNS:
+            if name in items.attributes:
+                values = items.attributes[name].astype(str)
+                as_number = np.array([_number(v) for v in values.tolist()])
+                return np.where(np.isnan(as_number), np.isin(np.char.lower(values), list(_TRUE)), as_number > 0)
+        return None
+
+    @property
+    def filterable(self) -> List[str]:
+        """Fields a request may filter on."""
+        return ["price", "category", "brand"] + (["in_stock"] if self.in_stock is not None else []) + [
+            n for n in self.attribute_names if n not in IN_STOCK_COLUMNS]
+
+    def has_column(self, name: str) -> bool:
+        return name in self.columns
+
+    def column(self, name: str, rows: np.ndarray) -> np.ndarray:
+        return self.columns[name][rows]
+
+    def encoded(self, name: str, rows: np.ndarray) -> List[bytes]:
+        """A string column's values at `rows`, UTF-8 encoded (cached per column)."""
+        if name not in self._encoded:
+            self._encoded[name] = _encoded(self.columns[name])
+        return self._encoded[name][rows].tolist()
+
+    def lower(self, name: str) -> np.ndarray:
+        """A string column lower-cased and stripped (cached), for case-insensitive matching."""
+        if name not in self._lower:
+            self._lower[name] = np.array([str(v).strip().lower() for v in self.columns[name].tolist()], dtype=object)
+        return self._lower[name]
+
+    def category_levels(self) -> List[List[str]]:
+        """Each item's category path split into lower-cased levels (cached)."""
+        if self._levels is None:
+            self._levels = [[level.lower() for level in category_levels(str(c))]
+                            for c in self.columns["category"].tolist()]
+        return self._levels
+
+    def rows(self, item_ids: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+        """(rows, known): the catalog row of each id (-1 for ids not in the catalog) and which ids are known."""
+        rows = np.fromiter((self.row_of.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
+        return rows, rows >= 0
+
+    def item(self, row: int) -> Dict[str, object]:
+        """One item's columns as plain values."""
+        return {name: values[row] for name, values in self.columns.items()}
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def load_catalog(path: str, users: Optional[str] = None) -> Catalog:
+    """A dataset directory (its catalog and, when present, users file) or a catalog file (with an optional users
+    file); read with tfrec's readers, so a bad row is an error naming the file, row and field."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"catalog {path}: no such file or directory")
+    if os.path.isdir(path):
+        files = find_table_files(path)
+        catalog_file, users_file = files["catalog"], files["users"]
+    else:
+        catalog_file, users_file = Path(path), None
+    if users is not None:
+        if not os.path.isfile(users):
+            raise FileNotFoundError(f"users {users}: no such file")
+        users_file = Path(users)
+    items = read_table(catalog_file, CATALOG_SCHEMA)
+    user_table = read_table(users_file, USERS_SCHEMA) if users_file is not None else None
+    return Catalog(items, user_table, source=str(catalog_file))

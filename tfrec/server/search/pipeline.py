@@ -1,0 +1,307 @@
+"""The Search / Recommend pipeline: query understanding ∥ retrieval → filters → ranking → calibration (+ affinity
+boost) → MMR diversity → explanations, each model called over gRPC through the model server.
+
+Degraded paths (each recorded in the result's `degradations`, the request still answered):
+- intent model down or slow: slots from the text itself (`text_slots`), retrieval on the query text as always;
+- ranker down or slow: candidates keep retrieval order and score, `has_probability` is false;
+- calibration fitted on another ranker version, user-state store failing, explanation call failing: noted.
+Retrieval down is the one failure with no answer: ModelUnavailable, which the service returns as UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from concurrent import futures
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from tfrec.server.search.calibration import Calibration, head_logit
+from tfrec.server.search.catalog import Catalog
+from tfrec.server.search.config import SearchConfig
+from tfrec.server.search.diversity import mmr_order, similarity
+from tfrec.server.search.explain import (ReasonContext, affinity, contributions_from, occlusion_inputs, reasons,
+                                         top_contributions)
+from tfrec.server.search.filters import FilterSpec, apply_filters, slot_filters
+from tfrec.server.search.inputs import model_inputs, request_values
+from tfrec.server.search.models import ModelCaller, ModelUnavailable
+from tfrec.server.search.request import ParsedRequest
+from tfrec.server.search.text_slots import TextSlots
+
+DEADLINE_RESERVE_S = 0.005  # kept back from a deadline for building and sending the response
+SLOT_NAMES = ("category", "brand", "color", "size", "gender", "material", "price_min", "price_max")
+
+
+@dataclasses.dataclass
+class RankedItem:
+    row: int
+    item_id: str
+    score: float
+    probability: float
+    has_probability: bool
+    ranker_probability: float
+    retrieval_rank: int
+    retrieval_score: float
+    reasons: List[str] = dataclasses.field(default_factory=list)
+    contributions: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Degradation:
+    component: str
+    status: str
+    message: str
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """Everything a response carries, as plain Python (`responses.to_proto` converts it)."""
+
+    request_id: str
+    items: List[RankedItem] = dataclasses.field(default_factory=list)
+    understood: bool = False
+    intent: str = ""
+    intent_probability: float = 0.0
+    slots: Dict[str, str] = dataclasses.field(default_factory=dict)
+    applied: List[FilterSpec] = dataclasses.field(default_factory=list)
+    relaxed: List[FilterSpec] = dataclasses.field(default_factory=list)
+    degradations: List[Degradation] = dataclasses.field(default_factory=list)
+    model_versions: Dict[str, int] = dataclasses.field(default_factory=dict)
+    timings_ms: Dict[str, float] = dataclasses.field(default_factory=dict)
+    retrieved: int = 0
+    after_filters: int = 0
+    calibration: str = ""
+
+    def degrade(self, component: str, status: str, message: str) -> None:
+        self.degradations.append(Degradation(component, status, message))
+
+
+@dataclasses.dataclass
+class _UserView:
+    recent_items: List[str]
+    category_affinity: Dict[str, float]
+    brand_affinity: Dict[str, float]
+
+
+def _stopwatch(timings: Dict[str, float], stage: str, start: float) -> float:
+    now = time.perf_counter()
+    timings[stage] = round((now - start) * 1000.0, 3)
+    return now
+
+
+class SearchPipeline:
+    """Runs ParsedRequests against the configured models; thread-safe (the gRPC server calls it concurrently)."""
+
+    def __init__(self, config: SearchConfig, catalog: Catalog, callers: Mapping[str, ModelCaller],
+                 calibration: Optional[Calibration] = None, user_state=None):
+        self.config, self.catalog, self.callers = config, catalog, dict(callers)
+        self.calibration = calibration or Calibration()
+        self.user_state = user_state
+        self.text_slots = TextSlots(catalog)
+        self._executor = futures.ThreadPoolExecutor(max_workers=config.server.max_workers,
+                                                    thread_name_prefix="tfrec-search-intent")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+    @staticmethod
+    def _timeout(caller: ModelCaller, deadline: float) -> float:
+        return min(caller.endpoint.timeout_ms / 1000.0, deadline - time.monotonic() - DEADLINE_RESERVE_S)
+
+    # ------------------------------------------------------------------------------------------------ stages
+    def _user_view(self, request: ParsedRequest, result: SearchResult) -> _UserView:
+        view = _UserView(list(request.recent_items), {}, {})
+        if self.user_state is None or not request.user_id:
+            return view
+        try:
+            state = self.user_state.get(request.user_id)
+        except Exception as exc:  # noqa: BLE001 - an injected store must not take searches down
+            result.degrade("user_state", "UNAVAILABLE", f"user state unavailable ({exc}): no personalisation")
+            return view
+        if state is None:
+            return view
+        if not view.recent_items:
+            view.recent_items = [str(i) for i in (getattr(state, "recent_items", None) or [])]
+        view.category_affinity = dict(getattr(state, "category_affinity", None) or {})
+        view.brand_affinity = dict(getattr(state, "brand_affinity", None) or {})
+        return view
+
+    def _understand(self, query: str, deadline: float) -> Tuple[Optional[dict], Optional[ModelUnavailable], float]:
+        start = time.perf_counter()
+        caller = self.callers["intent"]
+        try:
+            outputs, version = caller.predict({"query": [query.encode("utf-8")]}, self._timeout(caller, deadline))
+        except ModelUnavailable as exc:
+            return None, exc, start
+        parsed = {name: _plain(outputs[name].reshape(-1)[0]) for name in outputs}
+        parsed["version"] = version
+        return parsed, None, start
+
+    def _retrieve(self, values: dict, deadline: float, result: SearchResult) -> Tuple[np.ndarray, np.ndarray]:
+        caller = self.callers["retrieval"]
+        inputs, _ = model_inputs(caller.input_dtypes(), values)
+        outputs, version = caller.predict(inputs, self._timeout(caller, deadline))
+        result.model_versions[caller.name] = version
+        ids = outputs["item_ids"].reshape(-1)[: self.config.candidates]
+        scores = outputs["scores"].reshape(-1)[: self.config.candidates].astype(np.float64)
+        ids = np.array([i.decode("utf-8") if isinstance(i, bytes) else str(i) for i in ids.tolist()], dtype=object)
+        _, first = np.unique(ids, return_index=True)  # no item twice, keeping its best-ranked copy
+        first = np.sort(first)
+        rows, known = self.catalog.rows(ids[first].tolist())
+        if not known.all():
+            result.degrade("catalog", "NOT_FOUND", f"{int((~known).sum())} retrieved items are not in the catalog "
+                           f"{self.catalog.source} (the retrieval model indexes another catalog?); they were dropped")
+        keep = first[known]
+        return rows[known], np.stack([keep + 1, scores[keep]], axis=1)  # retrieval rank (1-based) and score
+
+    def _rank(self, values: dict, rows: np.ndarray, deadline: float, result: SearchResult):
+        """(logits or None, the ranker's inputs for `rows`, its dtypes) — None when the ranker is off or failed."""
+        caller = self.callers.get("ranker")
+        if caller is None:
+            return None, None, None
+        try:
+            dtypes = caller.input_dtypes()
+            inputs, _ = model_inputs(dtypes, values, self.catalog, rows)
+            outputs, version = caller.predict(inputs, self._timeout(caller, deadline))
+            logits = head_logit(outputs, self.config.models.ranker_head)
+        except ModelUnavailable as exc:
+            result.degrade("ranker", exc.status, f"ranker {caller.name!r} unavailable ({exc.message}): "
+                           "retrieval order")
+            return None, None, None
+        except KeyError as exc:
+            result.degrade("ranker", "FAILED_PRECONDITION", f"{exc.args[0]}: retrieval order")
+            return None, None, None
+        result.model_versions[caller.name] = version
+        cal = self.calibration
+        if cal.method != "none" and (cal.model != caller.name or cal.version != version):
+            result.degrade("calibration", "FAILED_PRECONDITION", f"calibration was fitted on {cal.model} "
+                           f"v{cal.version}, the answer came from {caller.name} v{version}: probabilities may be off")
+        return logits, inputs, dtypes
+
+    def _explain(self, inputs, dtypes, logits: np.ndarray, deadline: float, result: SearchResult):
+        """[k, groups] contributions for the rows of `inputs`, or None."""
+        caller = self.callers["ranker"]
+        groups, occluded = occlusion_inputs(inputs, dtypes, self.config.explain.groups)
+        if not groups:
+            return None, []
+        try:
+            outputs, _ = caller.predict(occluded, self._timeout(caller, deadline))
+        except ModelUnavailable as exc:
+            result.degrade("explanation", exc.status, f"contributions unavailable ({exc.message}): reasons only")
+            return None, []
+        return contributions_from(logits, head_logit(outputs, self.config.models.ranker_head), len(groups)), groups
+
+    # ------------------------------------------------------------------------------------------------- run
+    def run(self, request: ParsedRequest, deadline: float) -> SearchResult:
+        """Answers one request; `deadline` is a time.monotonic() value. Raises ModelUnavailable only when retrieval
+        cannot be reached (there is nothing to answer with)."""
+        begin = start = time.perf_counter()
+        result = SearchResult(request.request_id, calibration=self.calibration.describe())
+        timings = result.timings_ms
+        user = self._user_view(request, result)
+        values = request_values(request.user_id, request.query, request.context, user.recent_items,
+                                self.config.personalisation.history_length,
+                                self.catalog.user_attributes.get(request.user_id, {}))
+        start = _stopwatch(timings, "prepare", start)
+        pending = None
+        if request.query and "intent" in self.callers:
+            pending = self._executor.submit(self._understand, request.query, deadline)
+        rows, retrieval = self._retrieve(values, deadline, result)
+        start = _stopwatch(timings, "retrieve", start)
+        result.retrieved = len(rows)
+        query_filters = self._query_filters(request, pending, result)
+        start = time.perf_counter()
+
+        # Filters first, then the ranker scores only what can be shown: on 2 busy cores ranking every candidate
+        # while the intent model runs costs more CPU than the overlap saves (benchmarks/search_load.py).
+        if request.kind == "recommend" and self.config.personalisation.exclude_recent_from_recommend:
+            recent = set(user.recent_items)
+            fresh = np.array([self.catalog.item_ids[r] not in recent for r in rows.tolist()], dtype=bool)
+            rows, retrieval = rows[fresh], retrieval[fresh]
+        filtered = apply_filters(request.filters, query_filters, self.catalog, rows)
+        rows, retrieval = rows[filtered.keep], retrieval[filtered.keep]
+        result.applied, result.relaxed, result.after_filters = filtered.applied, filtered.relaxed, len(rows)
+        start = _stopwatch(timings, "filter", start)
+
+        logits, inputs, dtypes = self._rank(values, rows, deadline, result) if len(rows) else (None, None, None)
+        start = _stopwatch(timings, "rank", start)
+        ranked = logits is not None
+        if ranked:
+            calibrated = self.calibration.logit(logits)
+            probability = 1.0 / (1.0 + np.exp(-calibrated))
+            raw = 1.0 / (1.0 + np.exp(-logits))
+        else:
+            calibrated = retrieval[:, 1] if len(rows) else np.zeros(0)
+            probability = raw = np.zeros(len(rows))
+        boost = self.config.personalisation.affinity_boost
+        if boost and (user.category_affinity or user.brand_affinity):
+            calibrated = calibrated + boost * np.array([affinity(
+                str(self.catalog.columns["category"][r]), str(self.catalog.columns["brand"][r]),
+                user.category_affinity, user.brand_affinity) for r in rows.tolist()])
+        start = _stopwatch(timings, "calibrate", start)
+
+        picks = self._diversify(calibrated, rows, request)
+        start = _stopwatch(timings, "diversify", start)
+
+        contributions, groups = None, []
+        if ranked and len(picks) and self.config.explain.contributions:
+            pick_inputs = {n: ([v[i] for i in picks] if isinstance(v, list) else v[picks]) for n, v in inputs.items()}
+            contributions, groups = self._explain(pick_inputs, dtypes, logits[picks], deadline, result)
+        context = ReasonContext(request.query, result.intent, [f for f in result.applied if f.source == "query"],
+                                user.category_affinity, user.brand_affinity, self._recent(user.recent_items),
+                                ranked, result.retrieved)
+        for n, i in enumerate(picks):
+            row = int(rows[i])
+            contrib = top_contributions(contributions[n], groups) if contributions is not None else {}
+            result.items.append(RankedItem(
+                row, str(self.catalog.item_ids[row]), float(calibrated[i]), float(probability[i]), ranked,
+                float(raw[i]), int(retrieval[i, 0]), float(retrieval[i, 1]),
+                reasons(self.catalog.item(row), context, int(retrieval[i, 0]), contrib,
+                        self.config.explain.max_reasons),
+                contrib))
+        _stopwatch(timings, "explain", start)
+        _stopwatch(timings, "total", begin)
+        return result
+
+    def _query_filters(self, request: ParsedRequest, pending, result: SearchResult) -> List[FilterSpec]:
+        if not request.query:
+            return []
+        parsed, failure = None, None
+        if pending is not None:
+            parsed, failure, started = pending.result()
+            _stopwatch(result.timings_ms, "understand", started)
+        if parsed is None:
+            if failure is not None:
+                result.degrade("intent", failure.status, f"intent model unavailable ({failure.message}): searching "
+                               "on text tokens (slots from catalog words and price rules)")
+            slots = self.text_slots.parse(request.query)
+        else:
+            result.understood = True
+            result.intent, result.intent_probability = str(parsed["intent"]), float(parsed["intent_probability"])
+            result.model_versions[self.callers["intent"].name] = parsed["version"]
+            slots = {name: parsed.get(name, "") for name in SLOT_NAMES}
+        result.slots = {k: (f"{v:g}" if isinstance(v, float) else str(v)) for k, v in slots.items()
+                        if v not in ("", None) and not (isinstance(v, float) and np.isnan(v))}
+        return slot_filters(slots, self.catalog, category=self.config.query_category_filter)
+
+    def _diversify(self, scores: np.ndarray, rows: np.ndarray, request: ParsedRequest) -> List[int]:
+        mmr = self.config.mmr
+        pool = np.argsort(-scores, kind="stable")[: max(mmr.pool, request.k)]
+        levels = self.catalog.category_levels()
+        sim = similarity([levels[r] for r in rows[pool].tolist()], self.catalog.lower("brand")[rows[pool]].tolist(),
+                         mmr.category_weight, mmr.brand_weight)
+        titles = self.catalog.lower("title")[rows[pool]].tolist() if mmr.dedupe_titles else ()
+        return [int(pool[i]) for i in mmr_order(scores[pool], sim, request.k, request.relevance_weight, titles)]
+
+    def _recent(self, recent_items: List[str]) -> List[Tuple[str, str]]:
+        rows, known = self.catalog.rows(recent_items[:5])
+        return [(str(self.catalog.columns["category"][r]), str(self.catalog.columns["title"][r])) for r in rows[known]]
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
