@@ -39,8 +39,7 @@ class BuildPyWithProtos(build_py):
         spec = importlib.util.spec_from_file_location("_tfrec_proto_generate", path)
         generate = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(generate)  # loaded by path: tfrec itself is not importable yet
-        for written in generate.write_generated():
-            print(f"generated {written}")
+        generate.ensure_generated()  # from serving/protos (or, without them, checks generated modules are present)
         super().run()
 
 

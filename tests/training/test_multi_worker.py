@@ -16,34 +16,24 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the worker program
+from ranker_tiny import CONFIG, FEATURES, tiny_ranker_config  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = str(REPO / "configs" / "ranker.yaml")
 EPOCHS = 2
 # The tiny shop, a small ranker over a few features (tracing the train step dominates the time), no logistic
 # baseline: this test is about the strategy, not the comparison.
-FEATURES = [{"name": "user_id", "encoding": "vocabulary", "min_count": 2},
-            {"name": "item_id", "encoding": "vocabulary", "min_count": 2},
-            {"name": "category", "kind": "path", "encoding": "vocabulary"},
-            {"name": "position", "dtype": "int", "kind": "numeric", "boundaries": [0.5, 1.5, 2.5, 4.5, 9.5]}]
-MODEL = {"tasks": {"click": 1.0}, "matches": [], "price_limit": None, "explain_groups": {}, "cross_layers": 1,
-         "deep_units": [32], "embedding_dim": 8}
+WORKER_FEATURES = [f for f in FEATURES if f["name"] != "price"]
+MODEL = {"tasks": {"click": 1.0}, "cross_layers": 1, "deep_units": [32], "embedding_dim": 8}
 TRAINING = {"epochs": EPOCHS, "verbose": 0, "num_shards": 2, "strategy": "multi_worker"}
 
 
 def _config(run_dir: str):
-    """configs/ranker.yaml with the changes above (set on the YAML's dict: a mapping override would merge)."""
-    import yaml
-
     from tfrec.config import from_dict
     from tfrec.training.ranker_job import RankerJobConfig
 
-    with open(CONFIG, encoding="utf-8") as f:
-        data = yaml.safe_load(f)
-    data["data"]["preset"] = "tiny"
-    data.update(features=FEATURES, baseline=None, run_dir=run_dir)
-    data["model"].update(MODEL)
-    data["training"].update(TRAINING)
-    return from_dict(RankerJobConfig, data, CONFIG)
+    data = tiny_ranker_config(WORKER_FEATURES, model=MODEL, training=TRAINING, run_dir=run_dir)
+    return from_dict(RankerJobConfig, data, str(CONFIG))
 
 
 def _free_port() -> int:

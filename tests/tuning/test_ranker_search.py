@@ -15,25 +15,14 @@ import yaml
 from tfrec.cli.main import main
 from tfrec.training import metrics
 from tfrec.training.ranker_job import load_ranker_config, read_split
+from ranker_tiny import tiny_ranker_config  # tests/ is on sys.path (conftest)
 
 REPO = Path(__file__).resolve().parents[2]
 SPACE = str(REPO / "configs" / "tuning" / "ranker.yaml")
-# configs/ranker.yaml on a few features (tracing the train step is most of a trial's time), without the logistic
-# baseline (the search does not train it).
-FEATURES = [{"name": "user_id", "encoding": "vocabulary", "min_count": 2},
-            {"name": "item_id", "encoding": "vocabulary", "min_count": 2},
-            {"name": "category", "kind": "path", "encoding": "vocabulary"},
-            {"name": "price", "dtype": "float", "kind": "numeric", "transform": "log1p", "buckets": 10},
-            {"name": "position", "dtype": "int", "kind": "numeric", "boundaries": [0.5, 1.5, 2.5, 4.5, 9.5]}]
 
 
 def _tiny_config(path: Path) -> Path:
-    data = yaml.safe_load((REPO / "configs" / "ranker.yaml").read_text())
-    data["data"]["preset"] = "tiny"
-    data["model"].update(matches=[], price_limit=None, explain_groups={})
-    data["training"].update(verbose=0, num_shards=1)
-    data.update(features=FEATURES, baseline=None)
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(tiny_ranker_config(training={"verbose": 0, "num_shards": 1})))
     return path
 
 
