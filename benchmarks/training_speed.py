@@ -227,9 +227,11 @@ def report(rows, failures, args, load_before, load_after) -> str:
     failed = ""
     for name, causes in failures.items():
         outcome = "then succeeded" if any(r[0] == name and r[4] is not None for r in rows) else "both attempts failed"
-        failed += f"\n- {labels[name]}: a two-worker run failed ({outcome}): " + "; ".join(f"`{c}`" for c in causes)
+        failed += f"\n- {labels[name]}: a two-worker run failed ({outcome}): " + "; ".join(
+            f"`{c}`" + (f" (x{causes.count(c)})" if causes.count(c) > 1 else "") for c in dict.fromkeys(causes))
     if failed:
-        failed = f"\nTwo-worker failures:{failed}\n"
+        failed = (f"\nTwo-worker failures (the error is the worker's; a model that trains under the default strategy "
+                  f"but not under a distribution strategy needs the change the error names):{failed}\n")
     return f"""## Training speed: one worker vs two MultiWorkerMirroredStrategy workers (CPU)
 
 Command: `{command_line()}` (revision {git_revision()}). Machine: {machine()}.
@@ -249,7 +251,8 @@ failed two-worker run is retried once, and reported.
 Two workers on the same two shared cores cannot scale: they split the same CPU time and add a gRPC all-reduce of
 every gradient per step (and the data sharding makes each worker read every record), so a ratio below 1 is the
 expected result here. The figure that would show scaling needs one machine (or at least dedicated cores) per worker,
-which this project does not have; the two-worker runs show that multi-worker training runs end to end.
+which this project does not have; the two-worker runs that complete show multi-worker training running end to end
+through the same trainer and input pipelines.
 """
 
 
