@@ -63,7 +63,11 @@ def test_ranker_beats_the_logistic_ctr_and_nears_the_ground_truth(run):
 
 def test_refit_trains_on_train_and_validation_for_the_best_epoch_count(run, tmp_path):
     config, result = run
-    config = dataclasses.replace(config, refit=True)
+    # A small ranker on the run's TFRecords: tracing the full one twice more would be most of this test's time.
+    small = dataclasses.replace(config.model, features=["user_id", "item_id", "category", "price"], matches=[],
+                                price_limit=None, crosses=[], bias_features=["item_id"], explain_groups={},
+                                deep_units=[16])
+    config = dataclasses.replace(config, model=small, refit=True)
     training = dataclasses.replace(config.training, epochs=2, early_stopping_patience=0)
     messages = []
     model = fit_with_selection(config, lambda: build_ranker(config.model, result.fitted), training,
@@ -76,7 +80,8 @@ def test_refit_trains_on_train_and_validation_for_the_best_epoch_count(run, tmp_
         assert len(list(csv.DictReader(f))) == best  # no validation in the refit: the training metric only
     restored = restore_best_weights(build_ranker(config.model, result.fitted), str(tmp_path), "this test")
     test = read_split(config, result.run_dir, "test")
-    features = next(config.feature_spec.tensor_batches({n: test[n][:64] for n in config.feature_spec.names}, 64))
+    spec = model.encoder.spec
+    features = next(spec.tensor_batches({n: test[n][:64] for n in spec.names}, 64))
     np.testing.assert_array_equal(restored(features)["click_probability"].numpy(),
                                   model(features)["click_probability"].numpy())  # the run's checkpoint is the refit
 
