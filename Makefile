@@ -31,7 +31,7 @@ redis:
 	  else echo "warning: redis-server is missing and apt-get (as root) is unavailable; the Redis tests will skip"; fi; }
 
 test: $(STAMP) redis
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=40
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -61,7 +61,8 @@ OFFLINE = {"features": FEATURES, "data.preset": "tiny", "data.seed": SEED, "data
 CTR_MODEL = {"model.crosses": [["user_id", "category"], ["segment", "category"], ["query", "category"]],
              "model.matches": [], "model.price_limit": None}
 RANKER_MODEL = {"features": [f for f in FEATURES if f["name"] not in ("segment", "device", "brand")],
-                "model.matches": [], "model.price_limit": None, "model.embedding_dim": 8, "model.cross_layers": 1,
+                "model.matches": [], "model.price_limit": None, "model.crosses": [], "model.embedding_dim": 8,
+                "model.cross_layers": 1,
                 "model.deep_units": [16], "baseline": None,
                 "model.explain_groups": {"user": ["user_id"], "context": ["price"], "query_match": ["query"]}}
 
