@@ -18,16 +18,18 @@ BENCHMARKS = [  # every script in benchmarks/ that writes a section
     "training_speed.py",
     "serving_load.py",
     "search_load.py",
+    "search_load.py --user-state",
     "online_ingest.py",
     "ab_pricing.py",
 ]
 
-HELPERS = {"__init__.py", "common.py", "run_all.py"}
+HELPERS = {"__init__.py", "common.py", "run_all.py", "search_user_state.py"}  # the last: search_load.py --user-state
 
 if __name__ == "__main__":
-    unlisted = sorted({f for f in os.listdir(HERE) if f.endswith(".py")} - HELPERS - set(BENCHMARKS))
+    unlisted = sorted({f for f in os.listdir(HERE) if f.endswith(".py")} - HELPERS - {b.split()[0] for b in BENCHMARKS})
     if unlisted:
         print(f"warning: {unlisted} not in run_all.BENCHMARKS, so not run", flush=True)
     for script in BENCHMARKS:
         print(f"== {script}", flush=True)
-        subprocess.run([sys.executable, os.path.join(HERE, script)], check=True)
+        name, *options = script.split()
+        subprocess.run([sys.executable, os.path.join(HERE, name), *options], check=True)

@@ -13,7 +13,11 @@ Baseline, measured in the same run: the same requests' three model calls alone (
 500 retrieved items) sent one after the other from the client — what the service adds on top of the model hops is
 the ratio.
 
-Usage: python benchmarks/search_load.py [--duration 30] [--items 100000] [--no-write]
+With --user-state it measures instead what the live user-state store (`online.enabled`) adds to a Search: two
+search services, one reading an in-memory store restored from an event log of the requesting shoppers' logged events
+and one without, take turns request by request (section `search_user_state`).
+
+Usage: python benchmarks/search_load.py [--duration 30] [--items 100000] [--user-state] [--no-write]
 """
 
 from __future__ import annotations
@@ -235,12 +239,46 @@ def concurrent(path: SearchPath, concurrency: int, seconds: float) -> Measured:
                     result.errors, dict(path.degraded), result.qps)
 
 
+def model_server_for(models: Path) -> ServerProcess:
+    """`tfrec serve` of the three models under `models`."""
+    config = models / "models.config"
+    config.write_text("model_config_list {\n" + "".join(
+        f'  config {{ name: "{n}" base_path: "{models / n}" model_platform: "tensorflow" }}\n'
+        for n in ("retrieval", "ranker", "intent")) + "}\n")
+    server = ServerProcess(config, None, models.parent / "model_server.log")
+    log(f"model server on 127.0.0.1:{server.port}")
+    return server
+
+
+def search_paths(shop: Path, model_server: ServerProcess, requests, variants, processes) -> List[SearchPath]:
+    """One `tfrec serve-search` process per (name, extra --set settings), each measured whole (20 s budgets)."""
+    slow = [f"models.{m}.timeout_ms=20000" for m in ("retrieval", "ranker", "intent")] + ["deadline_ms=20000"]
+    paths = []
+    for name, extra in variants:
+        settings = [f"candidates={CANDIDATES}", *slow, *extra]
+        process, port = start_search(
+            ["--port", "0", "--catalog", str(shop), "--model-server", f"127.0.0.1:{model_server.port}",
+             *[arg for setting in settings for arg in ("--set", setting)]], name)
+        processes.append(process)
+        paths.append(SearchPath(name, port, requests, [model_server.process.pid, process.pid]))
+    return paths
+
+
+def stop_all(processes, model_server: ServerProcess) -> None:
+    for process in processes:
+        process.terminate()
+        process.wait(30)
+    model_server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--sessions", type=int, default=30_000)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per measured row")
+    parser.add_argument("--user-state", action="store_true",
+                        help="measure the live user-state store on vs off instead (section search_user_state)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")
     args = parser.parse_args()
 
@@ -248,31 +286,22 @@ def main():
 
     import tfrec  # noqa: F401 - legacy Keras before TensorFlow
 
+    if args.user_state:
+        from benchmarks.search_user_state import run_user_state
+
+        return run_user_state(args)
     loads = [os.getloadavg()[0]]
-    # Measure every request whole, never degrade it: a model's timeout and the request's budget raised to 20 s.
-    slow = [f"models.{m}.timeout_ms=20000" for m in ("retrieval", "ranker", "intent")] + ["deadline_ms=20000"]
     with Timer() as total:
         with Timer() as t_build:
             base = build(args.items, args.users, args.sessions)
         shop, models = base / "shop", base / "models"
         requests = logged_searches(shop)
-        config = models / "models.config"
-        config.write_text("model_config_list {\n" + "".join(
-            f'  config {{ name: "{n}" base_path: "{models / n}" model_platform: "tensorflow" }}\n'
-            for n in ("retrieval", "ranker", "intent")) + "}\n")
-        model_server = ServerProcess(config, None, base / "model_server.log")
-        log(f"model server on 127.0.0.1:{model_server.port}")
+        model_server = model_server_for(models)
         processes = []
         try:
-            paths = []
-            for name, extra in (("search service", []),
-                                ("search service, no contributions call", ["explain.contributions=false"])):
-                settings = [f"candidates={CANDIDATES}", *slow, *extra]
-                process, port = start_search(
-                    ["--port", "0", "--catalog", str(shop), "--model-server", f"127.0.0.1:{model_server.port}",
-                     *[arg for setting in settings for arg in ("--set", setting)]], name)
-                processes.append(process)
-                paths.append(SearchPath(name, port, requests, [model_server.process.pid, process.pid]))
+            paths = search_paths(shop, model_server, requests, [
+                ("search service", []), ("search service, no contributions call", ["explain.contributions=false"])],
+                processes)
             hops, hop_client = model_hops(shop, model_server.port, requests)
             hops.name, hops.pids = "model calls alone (baseline)", [model_server.process.pid, os.getpid()]
             rows = interleaved([hops] + paths, args.duration)
@@ -287,10 +316,7 @@ def main():
             log(f"concurrency 8: p50 {rows[-1].percentile(50):.1f} ms, {rows[-1].qps:.1f} QPS")
             hop_client.close()
         finally:
-            for process in processes:
-                process.terminate()
-                process.wait(30)
-            model_server.stop()
+            stop_all(processes, model_server)
     body = report(args, rows, stage_means, loads, t_build.seconds, total.seconds)
     print(body)
     if not args.no_write:

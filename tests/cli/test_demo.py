@@ -39,3 +39,5 @@ def test_demo_runs_every_stage_and_serves_search_and_recommend(tmp_path, capsys,
     assert "calibration: platt (a=" in printed
     assert re.search(r"mean true P\(click\) of the top 5 at position 0: search service 0\.\d{3} vs the shop's own "
                      r"top 5 0\.\d{3}", printed)
+    assert re.search(r"Live user state: U\d+ clicks .+; LogEvents accepted 1\. Next Recommend:", printed)
+    assert (out / "online" / "events.sqlite").exists()

@@ -42,7 +42,7 @@ def test_repository_config_loads():
     canary = config.get("ranker_canary")
     assert canary.control == "stable" and canary.treatments == ["canary"]
     assert canary.start == 1704067200 and canary.end is None  # ISO text became epoch seconds
-    assert config.get("fusion_weights").salt == "fusion_weights"  # salt defaults to the name
+    assert config.get("diversity").salt == "diversity"  # salt defaults to the name
     with pytest.raises(KeyError, match="no experiment 'nope'"):
         config.get("nope")
 

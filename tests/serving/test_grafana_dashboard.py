@@ -10,14 +10,15 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "serving" / "grafana" / "tfrec
 
 
 def _exported_names():
-    """Every sample name (with _total, _bucket, ... suffixes) that the server, A/B and drift metrics register."""
-    from tfrec.online.ab_metrics import ABMetrics
+    """Every sample name (with _total, _bucket, ... suffixes) that the model server, the search service (with its A/B
+    metrics) and the drift gauges register."""
     from tfrec.online.drift import DriftGauges
     from tfrec.server.metrics import ServerMetrics
+    from tfrec.server.search.metrics import SearchMetrics
 
     registry = CollectorRegistry()
     ServerMetrics(registry)
-    ABMetrics(registry)
+    SearchMetrics(registry)  # includes tfrec.online.ab_metrics.ABMetrics
     DriftGauges(registry)
     names = set()
     for collector in list(registry._collector_to_names):  # noqa: SLF001 - the registry has no public listing
@@ -45,3 +46,12 @@ def test_every_metric_the_dashboard_plots_is_exported():
     assert used, "the dashboard plots no tfrec metric"
     missing = sorted(used - exported)
     assert not missing, f"dashboard plots metrics nothing exports: {missing}"
+
+
+def test_the_search_service_panels_are_there():
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
+    for name in ("tfrec_search_requests_total", "tfrec_search_latency_seconds_bucket", "tfrec_search_degraded_total",
+                 "tfrec_ab_requests_total", "tfrec_ab_clicks_total", "tfrec_ab_impressions_total",
+                 "tfrec_ab_purchases_total"):
+        assert name in exprs, name

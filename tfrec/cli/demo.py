@@ -124,7 +124,7 @@ def run_demo(args) -> int:
     print(f"exported {ranker_path}")
 
     _banner("11. start the model server (gRPC PredictionService on 127.0.0.1) and calibrate the ranker through it")
-    from tfrec.cli.demo_pipeline import models_config, serve_samples
+    from tfrec.cli.demo_pipeline import models_config, serve_samples, show_click_effect
     from tfrec.data.examples import impression_examples
     from tfrec.server import build_server
     from tfrec.server.search.calibration import calibrate_served_ranker
@@ -146,13 +146,15 @@ def run_demo(args) -> int:
 
         search_config = load_search_config(args.search_config, {
             "catalog": data_dir, "model_server": f"127.0.0.1:{port}", "server.port": 0,
-            "calibration": calibration_path, "deadline_ms": 30000.0})
+            "calibration": calibration_path, "deadline_ms": 30000.0, "online.enabled": True,  # the live user state
+            "online.overrides": {"event_log": {"path": os.path.join(args.out, "online", "events.sqlite")}}})
         search, search_port = build_search_server(search_config)
         print(f"tfrec serve-search: listening on 127.0.0.1:{search_port} (model server 127.0.0.1:{port}, "
               f"{len(search.pipeline.catalog)} catalog items)")
         with SearchClient(f"127.0.0.1:{search_port}", timeout=60.0) as client:
             serve_samples(dataset, synthetic.ground_truth, client, args.requests,
                           history_length=search_config.personalisation.history_length)
+            show_click_effect(client, str(dataset.events["user_id"][-1]))
     finally:
         if search is not None:
             search.stop(5)

@@ -87,3 +87,21 @@ def serve_samples(dataset, ground_truth, client, per_kind: int = 2, show: int = 
         ours, logged = np.mean(gains, axis=0)
         print(f"\nmean true P(click) of the top {show} at position 0: search service {ours:.3f} vs "
               f"the shop's own top {show} {logged:.3f}")
+
+
+def show_click_effect(client, user: str, show: int = 3) -> None:
+    """Logs a click on the last item of `user`'s recommendations and prints the next ones: the live user state
+    (online.enabled) moves that item's category and brand up and says why."""
+    import time
+
+    before = client.recommend(user, k=show)
+    if not before.items:
+        return
+    clicked = before.items[-1]
+    ack = client.log_events([{"event_type": "click", "user_id": user, "item_id": clicked.item_id,
+                              "request_id": before.request_id, "position": show - 1, "timestamp": time.time()}])
+    after = client.recommend(user, k=show)
+    print(f"\nLive user state: {user} clicks {clicked.title!r} ({clicked.category}, {clicked.brand}); "
+          f"LogEvents accepted {ack.accepted}. Next Recommend:")
+    for item in after.items:
+        print(f"  {item.rank}. {item.title} ({item.category}, {item.brand}): {'; '.join(item.explanation.reasons)}")

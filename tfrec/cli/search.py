@@ -22,6 +22,12 @@ def register(commands) -> None:
     sv.add_argument("--port", type=int, help="gRPC port (default: the config's server.port; 0: any free port)")
     sv.add_argument("--model-server", help="model server address (overrides model_server)")
     sv.add_argument("--catalog", help="catalog dataset directory or file (overrides catalog)")
+    sv.add_argument("--metrics-port", type=int,
+                    help="serve Prometheus metrics over HTTP on this port (overrides server.metrics_port; 0: any)")
+    sv.add_argument("--online", action="store_true",
+                    help="turn on the live loop: LogEvents → event log → user state read by Search/Recommend "
+                    "(online.enabled; the event log and store come from online.config)")
+    sv.add_argument("--experiments", help="A/B experiments file (overrides ab.experiments)")
     sv.add_argument("--grace-seconds", type=float, default=10.0, help="on SIGTERM/SIGINT, time for requests in flight")
     sv.set_defaults(handler=run_serve_search)
 
@@ -116,11 +122,28 @@ def run_serve_search(args) -> int:
         overrides["model_server"] = args.model_server
     if args.catalog:
         overrides["catalog"] = args.catalog
+    if args.metrics_port is not None:
+        overrides["server.metrics_port"] = args.metrics_port
+    if args.online:
+        overrides["online.enabled"] = True
+    if args.experiments:
+        overrides["ab.experiments"] = args.experiments
     config = load_search_config(args.config, overrides)
     server, port = build_search_server(config, host=args.host, port=args.port)
-    print(f"tfrec serve-search: gRPC on {args.host or config.server.host}:{port}; model server "
+    host = args.host or config.server.host
+    print(f"tfrec serve-search: gRPC on {host}:{port}; model server "
           f"{config.model_server}; catalog {server.pipeline.catalog.source} ({len(server.pipeline.catalog)} items)",
           flush=True)
+    if server.live is not None:
+        live = server.live
+        print(f"tfrec serve-search: live user state ({live.config.user_state.backend}) from the event log "
+              f"{live.config.event_log.path} (restored up to offset {live.restored_offset})", flush=True)
+    if server.servicer.router is not None:
+        experiment = server.servicer.router.experiment
+        print(f"tfrec serve-search: A/B experiment {experiment.name!r}, arms "
+              f"{', '.join(f'{a.name} {a.weight:g}' for a in experiment.arms)}", flush=True)
+    if server.metrics_port is not None:
+        print(f"tfrec serve-search: metrics on http://{host}:{server.metrics_port}/", flush=True)
 
     serve_until_signalled(server, args.grace_seconds, "serve-search")
     return 0

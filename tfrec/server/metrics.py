@@ -17,10 +17,35 @@ from typing import Optional
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
-_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
-class ServerMetrics:
+class MetricsEndpoint:
+    """A registry's HTTP endpoint (Prometheus text), shared by the model server and the search service."""
+
+    registry: CollectorRegistry
+    _http = None
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Starts the HTTP endpoint (a daemon thread) and returns its port."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        self._http = server
+        return server.server_port
+
+    def value(self, name: str, **labels) -> float:
+        """A sample's current value (0 when it was never recorded), e.g. value('tfrec_serving_batch_requests_sum',
+        model='m', version='1', signature='serving_default')."""
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def close(self) -> None:
+        """Stops the HTTP endpoint."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+
+class ServerMetrics(MetricsEndpoint):
     """The server's counters and histograms, and the HTTP endpoint that exposes them."""
 
     def __init__(self, registry: Optional[CollectorRegistry] = None):
@@ -30,7 +55,7 @@ class ServerMetrics:
         self.requests = Counter("tfrec_serving_requests", "gRPC requests by outcome", labels + ["code"], registry=r)
         self.errors = Counter("tfrec_serving_request_errors", "failed gRPC requests", labels + ["code"], registry=r)
         self.latency = Histogram("tfrec_serving_request_latency_seconds", "request handling time", labels,
-                                 buckets=_SECONDS, registry=r)
+                                 buckets=SECONDS_BUCKETS, registry=r)
         batch = ["model", "version", "signature"]
         self.batch_size = Histogram("tfrec_serving_batch_size", "rows per executed batch (after padding)", batch,
                                     buckets=_SIZES, registry=r)
@@ -39,7 +64,7 @@ class ServerMetrics:
         self.loads = Counter("tfrec_serving_model_loads", "model version loads", ["model", "version", "outcome"],
                              registry=r)
         self.load_seconds = Histogram("tfrec_serving_model_load_seconds", "time to load and warm up a version",
-                                      ["model"], buckets=_SECONDS, registry=r)
+                                      ["model"], buckets=SECONDS_BUCKETS, registry=r)
         self._http = None
 
     def request(self, model: str, version: str, api: str, code: str, seconds: float) -> None:
@@ -59,21 +84,3 @@ class ServerMetrics:
         """Records one version load (a ModelManager callback)."""
         self.loads.labels(name, str(version), "ok" if ok else "error").inc()
         self.load_seconds.labels(name).observe(seconds)
-
-    def value(self, name: str, **labels) -> float:
-        """A sample's current value (0 when it was never recorded), e.g. value('tfrec_serving_batch_requests_sum',
-        model='m', version='1', signature='serving_default')."""
-        return self.registry.get_sample_value(name, labels) or 0.0
-
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Starts the HTTP endpoint (a daemon thread) and returns its port."""
-        server, _ = start_http_server(port, addr=host, registry=self.registry)
-        self._http = server
-        return server.server_port
-
-    def close(self) -> None:
-        """Stops the HTTP endpoint."""
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None

@@ -6,6 +6,8 @@ import re
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 
 from tfrec.cli.main import main
 from tfrec.server.search import SearchClient
@@ -35,18 +37,28 @@ def test_search_and_recommend_print_ranked_products_with_reasons(start_search, c
     assert "filters[0].field: unknown filter field 'colour'" in capsys.readouterr().err
 
 
-def test_serve_search_serves_until_sigterm(search_models, model_server):
+def test_serve_search_serves_until_sigterm(search_models, model_server, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
+    events = tmp_path / "events.sqlite"
     command = [sys.executable, "-m", "tfrec.cli.main", "serve-search",
-               "--config", str(REPO / "configs" / "search.yaml"), "--port", "0", "--catalog", str(search_models.shop), "--model-server", f"127.0.0.1:{model_server}"]
+               "--config", str(REPO / "configs" / "search.yaml"), "--port", "0", "--catalog", str(search_models.shop),
+               "--model-server", f"127.0.0.1:{model_server}", "--online", "--metrics-port", "0",
+               "--set", f"online.overrides.event_log.path={events}"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=env)
     try:
         line = process.stdout.readline()
         match = re.search(r"tfrec serve-search: gRPC on 127\.0\.0\.1:(\d+); model server 127\.0\.0\.1:\d+; catalog "
                           r"\S+catalog\.csv \(300 items\)", line)
         assert match, line
+        live = process.stdout.readline()
+        assert f"live user state (memory) from the event log {events} (restored up to offset 0)" in live, live
+        metrics = re.search(r"metrics on (http://127\.0\.0\.1:\d+/)", process.stdout.readline())
         with SearchClient(f"127.0.0.1:{match.group(1)}", timeout=60) as client:
             assert len(client.search("shoes", k=2).items) == 2
+            click = {"event_type": "click", "user_id": "u", "item_id": "I000001", "timestamp": time.time()}
+            assert client.log_events([click]).accepted == 1
+        scraped = urllib.request.urlopen(metrics.group(1), timeout=10).read().decode()
+        assert 'tfrec_search_requests_total{code="OK",method="Search"} 1.0' in scraped
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         assert "stopping" in process.stdout.read()

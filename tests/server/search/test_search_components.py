@@ -169,6 +169,29 @@ def test_reasons_and_affinity(catalog):
     assert affinity("Shoes > Running > Trail", "Nike", {"Shoes": 0.3, "Trail": 0.5}, {"Nike": 0.25}) == 0.75
 
 
+def test_price_band_and_recent_searches_boost_and_explain(catalog):
+    from tfrec.server.search.config import PersonalisationConfig, SearchConfig
+    from tfrec.server.search.pipeline import SearchPipeline, _UserView
+
+    ctx = ReasonContext(price_band=(60.0, 90.0), recent_queries=["red trail shoes", "kettle"])
+    got = reasons(catalog.item(0), ctx, 1, max_reasons=10)  # i0: $79, "Nike Red Trail Runner"
+    assert got == ["$79.00, in your usual price range ($60-$90)",
+                   "matches 'red trail shoes' from your recent search 'red trail shoes'"]  # title + category
+    assert reasons(catalog.item(4), ctx, 1) == ["matches 'kettle' from your recent search 'kettle'"]  # no price
+    searched = reasons(catalog.item(0), ReasonContext(query="kettle", recent_queries=["red trail"]), 1)
+    assert not any("recent search" in r for r in searched)  # a search explains itself by its own query
+    pipeline = SearchPipeline(SearchConfig(catalog="<memory>"), catalog, {})
+    try:
+        user = _UserView([], {"Kitchen": 1.0}, {}, price_band=(60.0, 90.0))
+        boost = pipeline._personal_boost(np.arange(5), user, PersonalisationConfig(affinity_boost=0.5,
+                                                                                  price_band_boost=0.25))
+        np.testing.assert_allclose(boost, [0.25, 0.0, 0.25, 0.5, 0.5])  # in band: i0, i2; Kitchen: i3, i4
+        off = pipeline._personal_boost(np.arange(5), user, PersonalisationConfig(affinity_boost=0, price_band_boost=0))
+        assert not off.any()
+    finally:
+        pipeline.close()
+
+
 class _RpcError(grpc.RpcError):
     def __init__(self, code):
         self._code = code
@@ -193,6 +216,21 @@ class _FakeClient:
     def Predict(self, request, timeout):  # noqa: N802 - the stub's name
         self.calls += 1
         raise _RpcError(self.codes.pop(0))
+
+
+def test_a_per_call_version_label_overrides_the_endpoint_label_and_pauses_on_its_own():
+    client = _FakeClient([grpc.StatusCode.NOT_FOUND] * 4)
+    sent = []
+    client.Predict = lambda request, timeout: (sent.append(request.model_spec.version_label),  # noqa: E731
+                                               _FakeClient.Predict(client, request, timeout))
+    caller = ModelCaller(ModelEndpoint("ranker", version_label="stable"), client, retry_after_s=60.0)
+    paused = []
+    for label in ("canary", None, "canary", "", "other"):  # a failed label is paused; the others are still tried
+        with pytest.raises(ModelUnavailable) as err:
+            caller.predict({"x": [1.0]}, version_label=label)
+        paused.append("not retried for" in err.value.message)
+    assert sent == ["canary", "stable", "other"]  # None and "": the endpoint's label
+    assert paused == [False, False, True, True, False]
 
 
 def test_a_model_pauses_at_once_when_down_and_after_three_timeouts_when_slow():

@@ -185,7 +185,7 @@ class FakeUserState:
     def __init__(self, states):
         self.states = states
 
-    def get(self, user_id):
+    def get(self, user_id, now=None):
         if user_id == "broken":
             raise ConnectionError("store down")
         return self.states.get(user_id)

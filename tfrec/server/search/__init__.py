@@ -5,6 +5,7 @@ server: query understanding ∥ retrieval → filters → DCN ranking → calibr
 - `models`: gRPC calls to the model server; `inputs`: model inputs by signature name;
 - `filters`, `text_slots`: request and query filters; `calibration`: Platt scaling; `diversity`: MMR;
 - `explain`: contributions and reasons; `pipeline`: the stages and degraded paths; `responses`: to proto;
+- `live_state`: LogEvents → event log → user-state store (`online`); `arms`: A/B arms (`ab`); `metrics`: Prometheus;
 - `service`, `server`: the gRPC servicer and `build_search_server`; `client`: `SearchClient`; `format`: text.
 """
 

@@ -4,7 +4,7 @@ typo or a bad value fails at start-up naming the file and the key."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from tfrec.config import ConfigError, load_config
 
@@ -46,10 +46,14 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8600  # 0: any free port
     max_workers: int = 16
+    metrics_port: Optional[int] = None  # Prometheus text over HTTP on host:metrics_port (0: any free port)
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"must be a port number (0: any free port), got {self.port}", path="port")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"must be a port number (0: any free port) or null, got {self.metrics_port}",
+                              path="metrics_port")
         if self.max_workers < 1:
             raise ConfigError(f"must be >= 1, got {self.max_workers}", path="max_workers")
 
@@ -80,13 +84,15 @@ class PersonalisationConfig:
 
     history_length: int = 20  # recent items sent to the models' `recent_items` input
     affinity_boost: float = 0.2  # score += boost · (category affinity + brand affinity), on the logit scale
+    price_band_boost: float = 0.1  # score += boost when the item's price is inside the shopper's price band
     exclude_recent_from_recommend: bool = True  # Recommend does not list what the shopper just interacted with
 
     def validate(self) -> None:
         if self.history_length < 0:
             raise ConfigError(f"must be >= 0, got {self.history_length}", path="history_length")
-        if self.affinity_boost < 0:
-            raise ConfigError(f"must be >= 0, got {self.affinity_boost}", path="affinity_boost")
+        for name in ("affinity_boost", "price_band_boost"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0 (0 disables it), got {getattr(self, name)}", path=name)
 
 
 def _default_groups() -> Dict[str, List[str]]:
@@ -106,6 +112,33 @@ class ExplainConfig:
     def validate(self) -> None:
         if self.max_reasons < 1:
             raise ConfigError(f"must be >= 1, got {self.max_reasons}", path="max_reasons")
+
+
+@dataclasses.dataclass
+class OnlineServiceConfig:
+    """The live loop inside the service: LogEvents appends to the event log and updates the user-state store that
+    Search and Recommend read (tfrec.online; the log and store settings come from the online config file)."""
+
+    enabled: bool = False
+    config: str = "configs/online.yaml"  # tfrec.online.config.OnlineConfig: event log path, user-state backend
+    overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)  # applied to it, e.g. event_log.path
+    restore_state: bool = True  # an in-memory store is rebuilt from the event log at start (Redis keeps its own)
+    drift_reference: Optional[str] = None  # training dataset directory: drift gauges of live events against it
+    drift_window: int = 5000  # the newest logged events compared with the reference
+    drift_every: int = 1000  # recomputed (in the background) after this many newly logged events
+
+    def validate(self) -> None:
+        for name in ("drift_window", "drift_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", path=name)
+
+
+@dataclasses.dataclass
+class ABConfig:
+    """The A/B experiment this service runs (tfrec.online.experiments); arms route model versions and settings."""
+
+    experiments: Optional[str] = None  # configs/experiments.yaml; null: no experiment
+    experiment: Optional[str] = None  # its name; null: the file's only experiment
 
 
 @dataclasses.dataclass
@@ -129,6 +162,8 @@ class SearchConfig:
     mmr: MMRConfig = dataclasses.field(default_factory=MMRConfig)
     personalisation: PersonalisationConfig = dataclasses.field(default_factory=PersonalisationConfig)
     explain: ExplainConfig = dataclasses.field(default_factory=ExplainConfig)
+    online: OnlineServiceConfig = dataclasses.field(default_factory=OnlineServiceConfig)
+    ab: ABConfig = dataclasses.field(default_factory=ABConfig)
 
     def validate(self) -> None:
         if self.candidates < 1:

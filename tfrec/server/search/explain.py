@@ -4,7 +4,8 @@ shopper could read.
 Contribution of group G to item i = logit_i(all inputs) − logit_i(G's inputs set to their missing values): one extra
 ranker call over the final k items × groups (occlusion; unlike integrated gradients it needs nothing but the served
 signature). Reasons come from what matched: query words in the item, the parsed filters it satisfies, the shopper's
-affinities and recent items, and the ranker's strongest group.
+affinities, price band, recent items and (for a Recommend, which has no query) recent searches, and the ranker's
+strongest group.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class ReasonContext:
     recent: Sequence[Tuple[str, str]] = ()  # (category, title) of recent items, most recent first
     ranker_used: bool = True
     candidates: int = 0
+    price_band: Optional[Tuple[float, float]] = None  # the shopper's usual price range (None: unknown or unused)
+    recent_queries: Sequence[str] = ()  # most recent first; used when the request has no query
 
     @property
     def query_tokens(self) -> List[str]:
@@ -89,6 +92,14 @@ def reasons(item: Mapping[str, object], ctx: ReasonContext, retrieval_rank: int,
     similar = next((title for cat, title in ctx.recent if cat == category), None)
     if similar:
         out.append(f"like {similar!r}, which you looked at recently")
+    if ctx.price_band is not None and ctx.price_band[0] <= float(item["price"]) <= ctx.price_band[1]:
+        out.append(f"${float(item['price']):.2f}, in your usual price range "
+                   f"(${ctx.price_band[0]:.0f}-${ctx.price_band[1]:.0f})")
+    if not ctx.query:
+        searched = next(((q, [t for t in dict.fromkeys(_tokens(q)) if t in words]) for q in ctx.recent_queries[:3]
+                         if any(t in words for t in _tokens(q))), None)
+        if searched:
+            out.append(f"matches {' '.join(searched[1][:4])!r} from your recent search {searched[0]!r}")
     if contributions:
         group, value = max(contributions.items(), key=lambda kv: kv[1])
         if value > 0:

@@ -9,6 +9,7 @@ for hundreds of candidates to a few hundred microseconds of Python.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Dict, Mapping, Optional, Sequence, Tuple
@@ -45,74 +46,90 @@ def tensor_proto(values, dtype: tf.DType) -> tensor_pb2.TensorProto:
     return proto
 
 
+@dataclasses.dataclass
+class _Health:
+    """Recent failures of one model version label: paused until `down_until` after `last_failure`."""
+
+    down_until: float = 0.0
+    timeouts: int = 0  # consecutive DEADLINE_EXCEEDED
+    last_failure: Optional[ModelUnavailable] = None
+
+
 class ModelCaller:
-    """Predict on one model (`endpoint`) through `client`; failures become ModelUnavailable."""
+    """Predict on one model (`endpoint`) through `client`; failures become ModelUnavailable. Each version label
+    pauses on its own, so an A/B arm's broken label does not take the other arms' version down with it."""
 
     def __init__(self, endpoint: ModelEndpoint, client: PredictionClient, retry_after_s: float = 1.0,
                  outputs: Sequence[str] = ()):
         self.endpoint, self.client, self.retry_after_s = endpoint, client, retry_after_s
         self.outputs = list(outputs)
         self._lock = threading.Lock()
-        self._down_until = 0.0
-        self._timeouts = 0  # consecutive DEADLINE_EXCEEDED
-        self._last_failure: Optional[ModelUnavailable] = None
+        self._health: Dict[str, _Health] = {}
 
     @property
     def name(self) -> str:
         return self.endpoint.name
 
-    def _check_paused(self) -> None:
-        with self._lock:
-            if self._last_failure is not None and time.monotonic() < self._down_until:
-                failure = self._last_failure
-                raise ModelUnavailable(self.name, failure.status, f"{failure.message} (not retried for "
-                                       f"{self._down_until - time.monotonic():.1f} s)")
+    def _label(self, version_label: Optional[str]) -> str:
+        return version_label or self.endpoint.version_label or ""
 
-    def _failed(self, status: str, message: str) -> ModelUnavailable:
+    def _check_paused(self, label: str) -> None:
+        with self._lock:
+            health = self._health.get(label)
+            if health is not None and health.last_failure is not None and time.monotonic() < health.down_until:
+                failure = health.last_failure
+                raise ModelUnavailable(self.name, failure.status, f"{failure.message} (not retried for "
+                                       f"{health.down_until - time.monotonic():.1f} s)")
+
+    def _failed(self, status: str, message: str, label: str) -> ModelUnavailable:
         """A failure; the model is paused when it looks down: at once for a missing model or server, after
         TIMEOUTS_BEFORE_PAUSE timeouts in a row for a slow one (one slow call under load is not an outage)."""
         failure = ModelUnavailable(self.name, status, message)
         with self._lock:
-            self._timeouts = self._timeouts + 1 if status == "DEADLINE_EXCEEDED" else 0
-            if status != "DEADLINE_EXCEEDED" or self._timeouts >= TIMEOUTS_BEFORE_PAUSE:
-                self._last_failure, self._down_until = failure, time.monotonic() + self.retry_after_s
+            health = self._health.setdefault(label, _Health())
+            health.timeouts = health.timeouts + 1 if status == "DEADLINE_EXCEEDED" else 0
+            if status != "DEADLINE_EXCEEDED" or health.timeouts >= TIMEOUTS_BEFORE_PAUSE:
+                health.last_failure, health.down_until = failure, time.monotonic() + self.retry_after_s
         return failure
 
-    def _succeeded(self) -> None:
+    def _succeeded(self, label: str) -> None:
         with self._lock:
-            self._last_failure, self._timeouts = None, 0
+            self._health.pop(label, None)
 
-    def input_dtypes(self) -> Dict[str, tf.DType]:
+    def input_dtypes(self, version_label: Optional[str] = None) -> Dict[str, tf.DType]:
         """{input: dtype} of the model's serving signature (GetModelMetadata, cached by the client)."""
-        self._check_paused()
+        label = self._label(version_label)
+        self._check_paused(label)
         try:
             return self.client.input_dtypes(self.name)
         except grpc.RpcError as exc:
-            raise self._failed(exc.code().name, exc.details() or "metadata call failed") from None
+            raise self._failed(exc.code().name, exc.details() or "metadata call failed", label) from None
         except KeyError as exc:
-            raise self._failed("FAILED_PRECONDITION", str(exc)) from None
+            raise self._failed("FAILED_PRECONDITION", str(exc), label) from None
 
-    def predict(self, inputs: Mapping[str, Sequence], timeout_s: Optional[float] = None
-                ) -> Tuple[Dict[str, np.ndarray], int]:
+    def predict(self, inputs: Mapping[str, Sequence], timeout_s: Optional[float] = None,
+                version_label: Optional[str] = None) -> Tuple[Dict[str, np.ndarray], int]:
         """(outputs, the version that answered) for `inputs` ({name: 1-D values}), within `timeout_s` (default:
-        the endpoint's timeout)."""
-        dtypes = self.input_dtypes()
+        the endpoint's timeout), from the version `version_label` names (default: the endpoint's label, else the
+        newest version): an A/B arm routes its requests to its label this way."""
+        label = self._label(version_label)
+        dtypes = self.input_dtypes(label)
         timeout_s = self.endpoint.timeout_ms / 1000.0 if timeout_s is None else timeout_s
         if timeout_s <= 0:
             raise ModelUnavailable(self.name, "DEADLINE_EXCEEDED", "no time left in the request's deadline")
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.name
         request.model_spec.signature_name = "serving_default"
-        if self.endpoint.version_label:
-            request.model_spec.version_label = self.endpoint.version_label
+        if label:
+            request.model_spec.version_label = label
         for name, values in inputs.items():
             request.inputs[name].CopyFrom(tensor_proto(values, dtypes[name]))
         request.output_filter.extend(self.outputs)
         try:
             response = self.client.stub.Predict(request, timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise self._failed(exc.code().name, exc.details() or "Predict failed") from None
-        self._succeeded()
+            raise self._failed(exc.code().name, exc.details() or "Predict failed", label) from None
+        self._succeeded(label)
         outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
         return outputs, int(response.model_spec.version.value)
 

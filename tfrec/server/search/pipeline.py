@@ -1,6 +1,9 @@
 """The Search / Recommend pipeline: query understanding ∥ retrieval → filters → ranking → calibration (+ affinity
 boost) → MMR diversity → explanations, each model called over gRPC through the model server.
 
+Per request, an A/B arm (`arms.ArmPlan`) may replace the config (pipeline settings) and add model version labels;
+the user-state store, when injected, supplies recent items and queries, category/brand affinities and a price band.
+
 Degraded paths (each recorded in the result's `degradations`, the request still answered):
 - intent model down or slow: slots from the text itself (`text_slots`), retrieval on the query text as always;
 - ranker down or slow: candidates keep retrieval order and score, `has_probability` is false;
@@ -82,6 +85,8 @@ class _UserView:
     recent_items: List[str]
     category_affinity: Dict[str, float]
     brand_affinity: Dict[str, float]
+    recent_queries: List[str] = dataclasses.field(default_factory=list)
+    price_band: Optional[Tuple[float, float]] = None
 
 
 def _stopwatch(timings: Dict[str, float], stage: str, start: float) -> float:
@@ -115,7 +120,7 @@ class SearchPipeline:
         if self.user_state is None or not request.user_id:
             return view
         try:
-            state = self.user_state.get(request.user_id)
+            state = self.user_state.get(request.user_id, now=time.time())  # affinities decayed to now
         except Exception as exc:  # noqa: BLE001 - an injected store must not take searches down
             result.degrade("user_state", "UNAVAILABLE", f"user state unavailable ({exc}): no personalisation")
             return view
@@ -125,26 +130,32 @@ class SearchPipeline:
             view.recent_items = [str(i) for i in (getattr(state, "recent_items", None) or [])]
         view.category_affinity = dict(getattr(state, "category_affinity", None) or {})
         view.brand_affinity = dict(getattr(state, "brand_affinity", None) or {})
+        view.recent_queries = [str(q) for q in (getattr(state, "recent_queries", None) or [])]
+        band = getattr(state, "price_band", None)
+        view.price_band = (float(band[0]), float(band[1])) if band else None
         return view
 
-    def _understand(self, query: str, deadline: float) -> Tuple[Optional[dict], Optional[ModelUnavailable], float]:
+    def _understand(self, query: str, deadline: float, label: Optional[str]
+                    ) -> Tuple[Optional[dict], Optional[ModelUnavailable], float]:
         start = time.perf_counter()
         caller = self.callers["intent"]
         try:
-            outputs, version = caller.predict({"query": [query.encode("utf-8")]}, self._timeout(caller, deadline))
+            outputs, version = caller.predict({"query": [query.encode("utf-8")]}, self._timeout(caller, deadline),
+                                              label)
         except ModelUnavailable as exc:
             return None, exc, start
         parsed = {name: _plain(outputs[name].reshape(-1)[0]) for name in outputs}
         parsed["version"] = version
         return parsed, None, start
 
-    def _retrieve(self, values: dict, deadline: float, result: SearchResult) -> Tuple[np.ndarray, np.ndarray]:
+    def _retrieve(self, values: dict, deadline: float, result: SearchResult, run: "_Run"
+                  ) -> Tuple[np.ndarray, np.ndarray]:
         caller = self.callers["retrieval"]
-        inputs, _ = model_inputs(caller.input_dtypes(), values)
-        outputs, version = caller.predict(inputs, self._timeout(caller, deadline))
+        inputs, _ = model_inputs(caller.input_dtypes(run.label("retrieval")), values)
+        outputs, version = caller.predict(inputs, self._timeout(caller, deadline), run.label("retrieval"))
         result.model_versions[caller.name] = version
-        ids = outputs["item_ids"].reshape(-1)[: self.config.candidates]
-        scores = outputs["scores"].reshape(-1)[: self.config.candidates].astype(np.float64)
+        ids = outputs["item_ids"].reshape(-1)[: run.config.candidates]
+        scores = outputs["scores"].reshape(-1)[: run.config.candidates].astype(np.float64)
         ids = np.array([i.decode("utf-8") if isinstance(i, bytes) else str(i) for i in ids.tolist()], dtype=object)
         _, first = np.unique(ids, return_index=True)  # no item twice, keeping its best-ranked copy
         first = np.sort(first)
@@ -155,15 +166,15 @@ class SearchPipeline:
         keep = first[known]
         return rows[known], np.stack([keep + 1, scores[keep]], axis=1)  # retrieval rank (1-based) and score
 
-    def _rank(self, values: dict, rows: np.ndarray, deadline: float, result: SearchResult):
+    def _rank(self, values: dict, rows: np.ndarray, deadline: float, result: SearchResult, label: Optional[str]):
         """(logits or None, the ranker's inputs for `rows`, its dtypes) — None when the ranker is off or failed."""
         caller = self.callers.get("ranker")
         if caller is None:
             return None, None, None
         try:
-            dtypes = caller.input_dtypes()
+            dtypes = caller.input_dtypes(label)
             inputs, _ = model_inputs(dtypes, values, self.catalog, rows)
-            outputs, version = caller.predict(inputs, self._timeout(caller, deadline))
+            outputs, version = caller.predict(inputs, self._timeout(caller, deadline), label)
             logits = head_logit(outputs, self.config.models.ranker_head)
         except ModelUnavailable as exc:
             result.degrade("ranker", exc.status, f"ranker {caller.name!r} unavailable ({exc.message}): "
@@ -179,43 +190,45 @@ class SearchPipeline:
                            f"v{cal.version}, the answer came from {caller.name} v{version}: probabilities may be off")
         return logits, inputs, dtypes
 
-    def _explain(self, inputs, dtypes, logits: np.ndarray, deadline: float, result: SearchResult):
+    def _explain(self, inputs, dtypes, logits: np.ndarray, deadline: float, result: SearchResult,
+                 label: Optional[str]):
         """[k, groups] contributions for the rows of `inputs`, or None."""
         caller = self.callers["ranker"]
         groups, occluded = occlusion_inputs(inputs, dtypes, self.config.explain.groups)
         if not groups:
             return None, []
         try:
-            outputs, _ = caller.predict(occluded, self._timeout(caller, deadline))
+            outputs, _ = caller.predict(occluded, self._timeout(caller, deadline), label)
         except ModelUnavailable as exc:
             result.degrade("explanation", exc.status, f"contributions unavailable ({exc.message}): reasons only")
             return None, []
         return contributions_from(logits, head_logit(outputs, self.config.models.ranker_head), len(groups)), groups
 
     # ------------------------------------------------------------------------------------------------- run
-    def run(self, request: ParsedRequest, deadline: float) -> SearchResult:
-        """Answers one request; `deadline` is a time.monotonic() value. Raises ModelUnavailable only when retrieval
-        cannot be reached (there is nothing to answer with)."""
+    def run(self, request: ParsedRequest, deadline: float, arm=None) -> SearchResult:
+        """Answers one request; `deadline` is a time.monotonic() value; `arm` (an arms.ArmPlan) swaps in its config
+        and version labels. Raises ModelUnavailable only when retrieval cannot be reached (nothing to answer with)."""
         begin = start = time.perf_counter()
+        run = _Run(arm.config if arm is not None else self.config, arm.labels if arm is not None else {})
+        personal = run.config.personalisation
         result = SearchResult(request.request_id, calibration=self.calibration.describe())
         timings = result.timings_ms
         user = self._user_view(request, result)
         values = request_values(request.user_id, request.query, request.context, user.recent_items,
-                                self.config.personalisation.history_length,
-                                self.catalog.user_attributes.get(request.user_id, {}))
+                                personal.history_length, self.catalog.user_attributes.get(request.user_id, {}))
         start = _stopwatch(timings, "prepare", start)
         pending = None
         if request.query and "intent" in self.callers:
-            pending = self._executor.submit(self._understand, request.query, deadline)
-        rows, retrieval = self._retrieve(values, deadline, result)
+            pending = self._executor.submit(self._understand, request.query, deadline, run.label("intent"))
+        rows, retrieval = self._retrieve(values, deadline, result, run)
         start = _stopwatch(timings, "retrieve", start)
         result.retrieved = len(rows)
-        query_filters = self._query_filters(request, pending, result)
+        query_filters = self._query_filters(request, pending, result, run.config.query_category_filter)
         start = time.perf_counter()
 
         # Filters first, then the ranker scores only what can be shown: on 2 busy cores ranking every candidate
         # while the intent model runs costs more CPU than the overlap saves (benchmarks/search_load.py).
-        if request.kind == "recommend" and self.config.personalisation.exclude_recent_from_recommend:
+        if request.kind == "recommend" and personal.exclude_recent_from_recommend:
             recent = set(user.recent_items)
             fresh = np.array([self.catalog.item_ids[r] not in recent for r in rows.tolist()], dtype=bool)
             rows, retrieval = rows[fresh], retrieval[fresh]
@@ -224,7 +237,8 @@ class SearchPipeline:
         result.applied, result.relaxed, result.after_filters = filtered.applied, filtered.relaxed, len(rows)
         start = _stopwatch(timings, "filter", start)
 
-        logits, inputs, dtypes = self._rank(values, rows, deadline, result) if len(rows) else (None, None, None)
+        logits, inputs, dtypes = (self._rank(values, rows, deadline, result, run.label("ranker")) if len(rows)
+                                  else (None, None, None))
         start = _stopwatch(timings, "rank", start)
         ranked = logits is not None
         if ranked:
@@ -234,23 +248,21 @@ class SearchPipeline:
         else:
             calibrated = retrieval[:, 1] if len(rows) else np.zeros(0)
             probability = raw = np.zeros(len(rows))
-        boost = self.config.personalisation.affinity_boost
-        if boost and (user.category_affinity or user.brand_affinity):
-            calibrated = calibrated + boost * np.array([affinity(
-                str(self.catalog.columns["category"][r]), str(self.catalog.columns["brand"][r]),
-                user.category_affinity, user.brand_affinity) for r in rows.tolist()])
+        calibrated = calibrated + self._personal_boost(rows, user, personal)
         start = _stopwatch(timings, "calibrate", start)
 
-        picks = self._diversify(calibrated, rows, request)
+        picks = self._diversify(calibrated, rows, request, run.config.mmr)
         start = _stopwatch(timings, "diversify", start)
 
         contributions, groups = None, []
-        if ranked and len(picks) and self.config.explain.contributions:
+        if ranked and len(picks) and run.config.explain.contributions:
             pick_inputs = {n: ([v[i] for i in picks] if isinstance(v, list) else v[picks]) for n, v in inputs.items()}
-            contributions, groups = self._explain(pick_inputs, dtypes, logits[picks], deadline, result)
+            contributions, groups = self._explain(pick_inputs, dtypes, logits[picks], deadline, result,
+                                                  run.label("ranker"))
         context = ReasonContext(request.query, result.intent, [f for f in result.applied if f.source == "query"],
                                 user.category_affinity, user.brand_affinity, self._recent(user.recent_items),
-                                ranked, result.retrieved)
+                                ranked, result.retrieved,
+                                user.price_band if personal.price_band_boost > 0 else None, user.recent_queries)
         for n, i in enumerate(picks):
             row = int(rows[i])
             contrib = top_contributions(contributions[n], groups) if contributions is not None else {}
@@ -258,13 +270,14 @@ class SearchPipeline:
                 row, str(self.catalog.item_ids[row]), float(calibrated[i]), float(probability[i]), ranked,
                 float(raw[i]), int(retrieval[i, 0]), float(retrieval[i, 1]),
                 reasons(self.catalog.item(row), context, int(retrieval[i, 0]), contrib,
-                        self.config.explain.max_reasons),
+                        run.config.explain.max_reasons),
                 contrib))
         _stopwatch(timings, "explain", start)
         _stopwatch(timings, "total", begin)
         return result
 
-    def _query_filters(self, request: ParsedRequest, pending, result: SearchResult) -> List[FilterSpec]:
+    def _query_filters(self, request: ParsedRequest, pending, result: SearchResult, by_category: bool
+                       ) -> List[FilterSpec]:
         if not request.query:
             return []
         parsed, failure = None, None
@@ -283,10 +296,23 @@ class SearchPipeline:
             slots = {name: parsed.get(name, "") for name in SLOT_NAMES}
         result.slots = {k: (f"{v:g}" if isinstance(v, float) else str(v)) for k, v in slots.items()
                         if v not in ("", None) and not (isinstance(v, float) and np.isnan(v))}
-        return slot_filters(slots, self.catalog, category=self.config.query_category_filter)
+        return slot_filters(slots, self.catalog, category=by_category)
 
-    def _diversify(self, scores: np.ndarray, rows: np.ndarray, request: ParsedRequest) -> List[int]:
-        mmr = self.config.mmr
+    def _personal_boost(self, rows: np.ndarray, user: _UserView, personal) -> np.ndarray:
+        """Logit-scale boost per candidate: affinity_boost · (category + brand affinity), plus price_band_boost when
+        the price lies in the shopper's band (tfrec.online.user_state: exp(mean ± spread) of engaged log-prices)."""
+        boost = np.zeros(len(rows))
+        if personal.affinity_boost and (user.category_affinity or user.brand_affinity):
+            boost += personal.affinity_boost * np.array([affinity(
+                str(self.catalog.columns["category"][r]), str(self.catalog.columns["brand"][r]),
+                user.category_affinity, user.brand_affinity) for r in rows.tolist()])
+        if personal.price_band_boost and user.price_band is not None and len(rows):
+            price = self.catalog.columns["price"][rows].astype(np.float64)
+            low, high = user.price_band
+            boost += personal.price_band_boost * ((price >= low) & (price <= high))
+        return boost
+
+    def _diversify(self, scores: np.ndarray, rows: np.ndarray, request: ParsedRequest, mmr) -> List[int]:
         pool = np.argsort(-scores, kind="stable")[: max(mmr.pool, request.k)]
         levels = self.catalog.category_levels()
         sim = similarity([levels[r] for r in rows[pool].tolist()], self.catalog.lower("brand")[rows[pool]].tolist(),
@@ -297,6 +323,17 @@ class SearchPipeline:
     def _recent(self, recent_items: List[str]) -> List[Tuple[str, str]]:
         rows, known = self.catalog.rows(recent_items[:5])
         return [(str(self.catalog.columns["category"][r]), str(self.catalog.columns["title"][r])) for r in rows[known]]
+
+
+@dataclasses.dataclass
+class _Run:
+    """One request's config (the service's, or its A/B arm's) and model version labels by role."""
+
+    config: SearchConfig
+    labels: Mapping[str, str]
+
+    def label(self, role: str) -> Optional[str]:
+        return self.labels.get(role)
 
 
 def _plain(value):
