@@ -65,8 +65,7 @@ def run_ctr(args) -> int:
         overrides["data.skip_bad_rows"] = True
     config = load_ctr_config(args.config, overrides)
     run = train_ctr(config)
-    print(f"run directory: {run.run_dir}  (TensorBoard: tensorboard --logdir {run.run_dir}/logs)")
-    return 0
+    return _finished(run)
 
 
 def run_retrieval(args) -> int:
@@ -76,16 +75,14 @@ def run_retrieval(args) -> int:
     if args.skip_bad_rows:
         overrides["data.skip_bad_rows"] = True
     run = train_retrieval(load_retrieval_config(args.config, overrides))
-    print(f"run directory: {run.run_dir}  (TensorBoard: tensorboard --logdir {run.run_dir}/logs)")
-    return 0
+    return _finished(run)
 
 
 def run_intent(args) -> int:
     from tfrec.training.intent_job import load_intent_config, train_intent
 
     run = train_intent(load_intent_config(args.config, config_overrides(args)))
-    print(f"run directory: {run.run_dir}  (TensorBoard: tensorboard --logdir {run.run_dir}/logs)")
-    return 0
+    return _finished(run)
 
 
 def run_ranker(args) -> int:
@@ -95,5 +92,13 @@ def run_ranker(args) -> int:
     if args.skip_bad_rows:
         overrides["data.skip_bad_rows"] = True
     run = train_ranker(load_ranker_config(args.config, overrides))
-    print(f"run directory: {run.run_dir}  (TensorBoard: tensorboard --logdir {run.run_dir}/logs)")
+    return _finished(run)
+
+
+def _finished(run) -> int:
+    """Prints where the run is; a non-chief multi_worker worker (no run) says the chief has it."""
+    if run is None:
+        print("worker finished: the chief (task 0 of TF_CONFIG) writes the run directory")
+    else:
+        print(f"run directory: {run.run_dir}  (TensorBoard: tensorboard --logdir {run.run_dir}/logs)")
     return 0

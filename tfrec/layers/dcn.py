@@ -18,6 +18,7 @@ from typing import Literal, Optional, Sequence
 import tensorflow as tf
 
 from tfrec._tfrs import tfrs
+from tfrec.layers.regularizers import replica_l2
 
 STRUCTURES = ("stacked", "parallel")
 Structure = Literal["stacked", "parallel"]
@@ -51,7 +52,7 @@ class DCNBody(tf.keras.layers.Layer):
         self.structure = structure
         self.dropout = float(dropout)
         self.l2 = float(l2)
-        regularizer = tf.keras.regularizers.l2(self.l2) if self.l2 else None
+        regularizer = replica_l2(self.l2)  # divided by the replicas: they sum their gradients
         self.crosses = [
             tfrs.layers.dcn.Cross(projection_dim=self.projection_dim, kernel_regularizer=regularizer, name=f"cross_{i}")
             for i in range(self.cross_layers)

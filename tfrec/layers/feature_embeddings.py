@@ -12,6 +12,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from tfrec.layers.regularizers import replica_l2
 from tfrec.layers.sequence_pooling import SequencePooling
 
 
@@ -40,7 +41,7 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
         if unknown:
             raise ValueError(f"sequence_pooling names {unknown}, which are not token features here")
         self.poolers = {name: SequencePooling(**cfg, name=f"{name}_pooling") for name, cfg in self.sequence_pooling.items()}
-        regularizer = tf.keras.regularizers.l2(self.l2) if self.l2 else None
+        regularizer = replica_l2(self.l2)  # divided by the replicas: they sum their gradients
         self.tables = {
             name: tf.keras.layers.Embedding(
                 size, self.embedding_dim, embeddings_regularizer=regularizer, name=f"{name}_embedding"
@@ -63,7 +64,8 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
                 parts.append(tf.reduce_mean(vectors, axis=1))  # every row has >= 1 token (MISSING fills empties)
         for name in self.numeric_features:
             parts.append(tf.reshape(encoded[name]["value"], [-1, 1]))
-        return tf.concat(parts, axis=1)
+        # Under mixed_float16 the tables and poolers compute in float16; this layer's output stays float32.
+        return tf.concat([tf.cast(part, self.compute_dtype) for part in parts], axis=1)
 
     def get_config(self):
         config = super().get_config()

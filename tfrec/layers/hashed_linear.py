@@ -15,6 +15,8 @@ from typing import Dict, List, Sequence
 
 import tensorflow as tf
 
+from tfrec.layers.regularizers import replicas_in_sync
+
 FINGERPRINT_SPACE = 1 << 62
 
 
@@ -82,10 +84,12 @@ class HashedLinear(tf.keras.layers.Layer):
             values = tf.stack([encoded[n]["value"] for n in self.numeric_features], axis=1)
             logit += tf.linalg.matvec(values, self.numeric_kernel)
         if self.l2 > 0 and training:
-            # Scaled per example of the *global* batch, so replicas that sum their gradients add up to one penalty.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            # Scaled per example of the *global* batch, so replicas that sum their gradients add up to one penalty;
+            # the numeric kernel's term does not depend on the examples, so every replica adds 1/replicas of it.
+            replicas = replicas_in_sync()
             batch = tf.cast(tf.shape(logit)[0] * replicas, weights.dtype)
-            self.add_loss(self.l2 * (tf.reduce_sum(tf.square(weights)) + tf.reduce_sum(tf.square(self.numeric_kernel))) / batch)
+            numeric = tf.reduce_sum(tf.square(self.numeric_kernel)) / replicas
+            self.add_loss(self.l2 * (tf.reduce_sum(tf.square(weights)) + numeric) / batch)
         return logit + self.bias
 
     def get_config(self):

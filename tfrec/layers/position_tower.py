@@ -48,7 +48,8 @@ class PositionTower(tf.keras.layers.Layer):
 
     @tf.autograph.experimental.do_not_convert  # plain tensor code: AutoGraph would only slow traces down
     def call(self, positions: tf.Tensor, training=None) -> tf.Tensor:
-        return self.mlp(self.embedding(self.ids(positions)))
+        # Under mixed_float16 the sublayers compute in float16; the logit it adds to stays float32.
+        return tf.cast(self.mlp(self.embedding(self.ids(positions))), self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -15,6 +15,8 @@ from typing import Dict, Mapping
 
 import tensorflow as tf
 
+from tfrec.layers.regularizers import replicas_in_sync
+
 
 class TokenBiases(tf.keras.layers.Layer):
     """`ids` of each feature (a FeatureEncoder-style dict) → β [batch, features × outputs], feature-major."""
@@ -48,7 +50,7 @@ class TokenBiases(tf.keras.layers.Layer):
                 penalty += tf.reduce_sum(tf.square(rows))
         out = tf.concat(parts, axis=1)
         if self.l2 > 0 and training:
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            replicas = replicas_in_sync()
             self.add_loss(self.l2 * penalty / tf.cast(tf.shape(out)[0] * replicas, out.dtype))
         return out
 

@@ -20,6 +20,7 @@ from tfrec.layers.hashed_linear import HashedLinear
 from tfrec.layers.price_fit import PriceLimitFit
 from tfrec.layers.token_match import TokenMatch, match_name
 from tfrec.models.encoder_config import EncoderConfigMixin
+from tfrec.models.train_step import RecommenderModel
 
 
 @dataclasses.dataclass
@@ -54,7 +55,7 @@ class CTRModelConfig:
         return names + list(self.price_limit or [])
 
 
-class LogisticCTR(EncoderConfigMixin, tfrs.models.Model):
+class LogisticCTR(EncoderConfigMixin, RecommenderModel):
     """Logistic regression over hashed features and crosses; `call` returns P(click), `logits` the log-odds."""
 
     config_class = CTRModelConfig

@@ -10,7 +10,9 @@ Heads on `tfrec.text.bert_encoder.BertEncoder` (raw strings in, tokenised in the
 
 Loss = w_intent * CE(intent) + w_slots * mean token CE(slots) + w_embedding * in-batch softmax(query, title).
 Each term is averaged only over the rows that carry its label (intent -1, tag -1, title '' mean "unlabelled"), so
-WANDS (intents only) and Home Depot (query-title pairs only) train the same model.
+WANDS (intents only) and Home Depot (query-title pairs only) train the same model. Under a tf.distribute strategy
+the means are over the global batch and the in-batch negatives are every replica's titles
+(`tfrec.models.replica_losses`), so N replicas compute the same loss and gradients as one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import tensorflow as tf
 from tfrec._tfrs import tfrs
 
 from tfrec.layers.cosine_classifier import CosineClassifier
+from tfrec.layers.regularizers import replicas_in_sync
+from tfrec.models.replica_losses import gather_local_first, global_sum, replica_masked_mean
+from tfrec.models.train_step import regularization_loss, scale_loss, unscale_gradients
 from tfrec.text.slots import BIO_TAGS
 
 QUERY, INTENT, SLOT_TAGS, TITLE = "query", "intent", "slot_tags", "title"
@@ -85,9 +90,7 @@ def _mlp(units: Sequence[int], dropout: float, name: str) -> List[tf.keras.layer
     return layers
 
 
-def _masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    mask = tf.cast(mask, values.dtype)
-    return tf.math.divide_no_nan(tf.reduce_sum(values * mask), tf.reduce_sum(mask))
+TITLE_ID_SPACE = 1 << 62  # titles compared by fingerprint (accidental hits): replicas exchange numbers, not strings
 
 
 class QueryUnderstandingModel(tfrs.models.Model):
@@ -109,8 +112,8 @@ class QueryUnderstandingModel(tfrs.models.Model):
         self.slot_mlp = [tf.keras.layers.Dropout(config.dropout)] + _mlp(config.slot_hidden_units, config.dropout,
                                                                          "slot_hidden")
         self.slot_head = tf.keras.layers.Dense(len(BIO_TAGS), name="slot_tags")
-        self.retrieval_task = tfrs.tasks.Retrieval(
-            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
+        self.retrieval_task = tfrs.tasks.Retrieval(  # per-query losses, averaged over the global batch
+            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.NONE),
             temperature=config.contrastive_temperature, remove_accidental_hits=True)
         self.intent_accuracy = tf.keras.metrics.Mean("intent_accuracy")
         self.slot_accuracy = tf.keras.metrics.Mean("slot_accuracy")
@@ -130,11 +133,12 @@ class QueryUnderstandingModel(tfrs.models.Model):
     def train_step(self, inputs):
         with tf.GradientTape() as tape:
             loss = self.compute_loss(inputs, training=True)
-            total_loss = loss + tf.add_n([tf.constant(0.0)] + self.losses)
+            total_loss = loss + regularization_loss(self)
+            scaled = scale_loss(self.optimizer, total_loss)
         encoder_ids = {v.ref() for v in self.encoder.trainable_variables}
         encoder = [v for v in self.trainable_variables if v.ref() in encoder_ids]
         heads = [v for v in self.trainable_variables if v.ref() not in encoder_ids]
-        gradients = tape.gradient(total_loss, encoder + heads)
+        gradients = unscale_gradients(self.optimizer, tape.gradient(scaled, encoder + heads))
         # A head whose loss weight is 0 gets no gradients; Keras refuses an update where every gradient is None.
         encoder_updates = [(g, v) for g, v in zip(gradients[: len(encoder)], encoder) if g is not None]
         head_updates = [(g, v) for g, v in zip(gradients[len(encoder):], heads) if g is not None]
@@ -177,7 +181,7 @@ class QueryUnderstandingModel(tfrs.models.Model):
             has = labels >= 0
             ce = tf.keras.losses.sparse_categorical_crossentropy(tf.maximum(labels, 0), out["intent_logits"],
                                                                  from_logits=True)
-            loss += w.intent * _masked_mean(ce, has)
+            loss += w.intent * replica_masked_mean(ce, has)
             hit = tf.equal(tf.argmax(out["intent_logits"], axis=-1, output_type=tf.int32), labels)
             self.intent_accuracy.update_state(tf.boolean_mask(tf.cast(hit, tf.float32), has))
         if SLOT_TAGS in features and w.slots > 0:
@@ -186,23 +190,31 @@ class QueryUnderstandingModel(tfrs.models.Model):
             tags = tf.pad(tags, [[0, 0], [0, tf.shape(logits)[1] - tf.shape(tags)[1]]], constant_values=-1)
             has = (tags >= 0) & (out["attention_mask"] > 0)
             ce = tf.keras.losses.sparse_categorical_crossentropy(tf.maximum(tags, 0), logits, from_logits=True)
-            loss += w.slots * _masked_mean(ce, has)
+            loss += w.slots * replica_masked_mean(ce, has)
             hit = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), tags)
             self.slot_accuracy.update_state(tf.boolean_mask(tf.cast(hit, tf.float32), has))
+        replicas = replicas_in_sync()  # the loss is this replica's share: metrics record the global batch's
         if TITLE in features and w.embedding > 0:
-            titles = tf.reshape(features[TITLE], [-1])
-            has = tf.strings.length(titles) > 0
-            queries = tf.boolean_mask(out["embedding"], has)
-            titles = tf.boolean_mask(titles, has)
-            contrastive = tf.cond(
-                tf.size(titles) > 1,
-                lambda: self.retrieval_task(queries, self.embed(titles, training=training), candidate_ids=titles,
-                                            compute_metrics=False),
-                lambda: tf.constant(0.0))
-            self.embedding_loss.update_state(contrastive)
+            contrastive = self._contrastive_loss(out["embedding"], tf.reshape(features[TITLE], [-1]), training)
+            self.embedding_loss.update_state(contrastive * replicas)
             loss += w.embedding * contrastive
-        self.objective.update_state(loss)
+        self.objective.update_state(loss * replicas)
         return loss
+
+    def _contrastive_loss(self, query_embeddings: tf.Tensor, titles: tf.Tensor, training: bool) -> tf.Tensor:
+        """In-batch softmax of each titled query over the titles of the whole (global) batch, accidental hits (the
+        same title twice) removed; this replica's share of the mean over the global batch's titled queries."""
+        has = tf.strings.length(titles) > 0
+        queries = tf.boolean_mask(query_embeddings, has)
+        titles = tf.boolean_mask(titles, has)
+        candidates = tf.cond(tf.size(titles) > 0, lambda: self.embed(titles, training=training),
+                             lambda: tf.zeros([0, tf.shape(query_embeddings)[1]], query_embeddings.dtype))
+        candidates, ids = gather_local_first(candidates, tf.strings.to_hash_bucket_fast(titles, TITLE_ID_SPACE))
+        total = tf.cond(  # every replica has gathered (a collective) before this; one may have no titled query
+            tf.shape(queries)[0] > 0,
+            lambda: tf.reduce_sum(self.retrieval_task(queries, candidates, candidate_ids=ids, compute_metrics=False)),
+            lambda: tf.constant(0.0))
+        return tf.math.divide_no_nan(total, global_sum(tf.cast(tf.shape(queries)[0], total.dtype)))
 
     def get_config(self):
         return {"config": dataclasses.asdict(self.config), "intents": self.intents}

@@ -41,6 +41,7 @@ from tfrec.layers.price_fit import PriceLimitFit
 from tfrec.layers.token_biases import TokenBiases
 from tfrec.layers.token_match import TokenMatch, match_name
 from tfrec.models.encoder_config import EncoderConfigMixin
+from tfrec.models.train_step import RecommenderModel
 
 TASKS = {"click": "binary", "add_to_cart": "binary", "purchase": "binary", "rating": "regression"}
 DERIVED_BINS = 64  # hash bins of the few distinct match / price-limit tokens
@@ -152,7 +153,7 @@ class RankerConfig:
         return list(self.features) if self.features else [n for n in spec_names if n != self.position_feature]
 
 
-class DCNRanker(EncoderConfigMixin, tfrs.models.Model):
+class DCNRanker(EncoderConfigMixin, RecommenderModel):
     """The multi-task DCN-V2 ranker; `call` returns the serving outputs, `logits` the heads' logits."""
 
     config_class = RankerConfig

@@ -28,6 +28,7 @@ from tfrec.features.encoder import FeatureEncoder
 from tfrec.features.stats import FittedFeatures
 from tfrec.features.tokens import OOV
 from tfrec.layers.feature_embeddings import FeatureEmbeddings
+from tfrec.models.train_step import RecommenderModel
 
 SAMPLING_PROBABILITY = "candidate_sampling_probability"
 
@@ -183,7 +184,7 @@ class Tower(tf.keras.layers.Layer):
         return inputs
 
 
-class TwoTowerModel(tfrs.models.Model):
+class TwoTowerModel(RecommenderModel):
     """Query and candidate towers with a tfrs Retrieval task; `query_embedding`/`candidate_embedding` for serving."""
 
     def __init__(self, query_tower: Tower, candidate_tower: Tower, config: TwoTowerConfig, **kwargs):

@@ -28,7 +28,7 @@ from tfrec.features.stats import FittedFeatures
 from tfrec.models.ctr import CTRModelConfig, LogisticCTR, build_ctr_model
 from tfrec.training import ranking_data
 from tfrec.training.evaluation import ClickReport, evaluate_click_model
-from tfrec.training.trainer import TrainingConfig, fit, restore_best_weights
+from tfrec.training.trainer import WORKER_FINISHED, TrainingConfig, fit, job_process, restore_best_weights
 
 
 @dataclasses.dataclass
@@ -90,15 +90,23 @@ class CTRRun:
     report: ClickReport
 
 
-def train_ctr(config: CTRJobConfig, log=print) -> CTRRun:
-    """Runs the whole job and returns the trained model and its test-split report."""
+def train_ctr(config: CTRJobConfig, log=print) -> Optional[CTRRun]:
+    """Runs the whole job and returns the trained model and its test-split report; None on a non-chief worker of a
+    `multi_worker` run, which only trains (`tfrec.training.trainer.job_process`)."""
+    with job_process(config.training, config.run_dir) as process:
+        return _train_ctr(dataclasses.replace(config, run_dir=process.run_dir), process.chief, log)
+
+
+def _train_ctr(config: CTRJobConfig, chief: bool, log) -> Optional[CTRRun]:
     run_dir = config.run_dir
-    os.makedirs(run_dir, exist_ok=True)
     dump_config(config, os.path.join(run_dir, "config.yaml"))
     fitted, sizes = prepare_ctr_data(config, run_dir, log)
     data_dir = os.path.join(run_dir, "data")
     train_ds, val_ds = make_datasets(config, data_dir, bool(sizes["validation"]))
     model, _ = fit(lambda: build_ctr_model(config.model, fitted), train_ds, val_ds, config.training, run_dir)
+    if not chief:
+        log(WORKER_FINISHED)
+        return None
     restore_best_weights(model, run_dir, "tfrec train ctr")
 
     report = evaluate_run(config, run_dir, lambda feats: predict(model, feats))

@@ -30,7 +30,9 @@ from tfrec.training.intent_data import (
     SPLITS, IntentDataConfig, encode_examples, intent_vocabulary, load_labelled_queries, split_queries,
 )
 from tfrec.training.intent_evaluation import IntentReport, evaluate_intent_model
-from tfrec.training.trainer import OptimizerConfig, TrainingConfig, fit, restore_best_weights
+from tfrec.training.trainer import (
+    WORKER_FINISHED, OptimizerConfig, TrainingConfig, fit, job_process, restore_best_weights,
+)
 
 JOB = "intent"
 INTENTS_FILE = "intents.json"
@@ -130,10 +132,15 @@ def read_split(config: IntentJobConfig, run_dir: str, split: str) -> Dict[str, n
     return read_columns(list_shards(os.path.join(run_dir, "data"), split), _parse_spec(config.model.max_length))
 
 
-def train_intent(config: IntentJobConfig, log=print) -> IntentRun:
-    """Runs the whole job; returns the fine-tuned model and its test report (and the zero-shot one)."""
+def train_intent(config: IntentJobConfig, log=print) -> Optional[IntentRun]:
+    """Runs the whole job; returns the fine-tuned model and its test report (and the zero-shot one); None on a
+    non-chief worker of a `multi_worker` run, which only trains (`tfrec.training.trainer.job_process`)."""
+    with job_process(config.training, config.run_dir) as process:
+        return _train_intent(dataclasses.replace(config, run_dir=process.run_dir), process.chief, log)
+
+
+def _train_intent(config: IntentJobConfig, chief: bool, log) -> Optional[IntentRun]:
     run_dir = config.run_dir
-    os.makedirs(run_dir, exist_ok=True)
     dump_config(config, os.path.join(run_dir, "config.yaml"))
     with open(os.path.join(run_dir, "job.json"), "w", encoding="utf-8") as f:
         json.dump({"job": JOB}, f)
@@ -142,11 +149,14 @@ def train_intent(config: IntentJobConfig, log=print) -> IntentRun:
     test = read_split(config, run_dir, "test")
 
     zero_shot = None
-    if config.zero_shot_baseline:
+    if config.zero_shot_baseline and chief:
         zero_shot = evaluate_intent_model(build_intent_model(config.model, intents), test, intents)
         log(zero_shot.format("zero-shot encoder (nearest class name), test split"))
     train_ds, val_ds = make_datasets(config, os.path.join(run_dir, "data"), sizes["validation"] > 0)
     model, _ = fit(lambda: build_intent_model(config.model, intents), train_ds, val_ds, config.training, run_dir)
+    if not chief:
+        log(WORKER_FINISHED)
+        return None
     restore_best_weights(model, run_dir, "tfrec train intent")
     report = evaluate_intent_model(model, test, intents)
     log(report.format("fine-tuned, test split"))

@@ -33,7 +33,9 @@ from tfrec.training import metrics
 from tfrec.training.ranker_evaluation import RankerReport, ranker_report
 from tfrec.training.ranking_data import (EXAMPLE_LABELS, ID_COLUMNS, build_examples, load_truth, prepare_ranking_data,
                                         read_split_columns, split_datasets)
-from tfrec.training.trainer import TrainingConfig, fit, restore_best_weights
+from tfrec.training.trainer import (
+    WORKER_FINISHED, TrainingConfig, fit, is_chief, job_process, restore_best_weights,
+)
 
 JOB = "ranker"
 BASELINE_DIR = "baseline"
@@ -132,10 +134,15 @@ class RankerRun:
     report: RankerReport
 
 
-def train_ranker(config: RankerJobConfig, log=print) -> RankerRun:
-    """Runs the whole job (module docstring) and returns the trained models with the test report."""
+def train_ranker(config: RankerJobConfig, log=print) -> Optional[RankerRun]:
+    """Runs the whole job (module docstring) and returns the trained models with the test report; None on a
+    non-chief worker of a `multi_worker` run, which only trains (`tfrec.training.trainer.job_process`)."""
+    with job_process(config.training, config.run_dir) as process:
+        return _train_ranker(dataclasses.replace(config, run_dir=process.run_dir), process.chief, log)
+
+
+def _train_ranker(config: RankerJobConfig, chief: bool, log) -> Optional[RankerRun]:
     run_dir = config.run_dir
-    os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "job.json"), "w", encoding="utf-8") as f:
         json.dump({"job": JOB}, f)
     dump_config(config, os.path.join(run_dir, "config.yaml"))
@@ -145,7 +152,6 @@ def train_ranker(config: RankerJobConfig, log=print) -> RankerRun:
     prepared = prepare_ranking_data(config.feature_spec, config.labels, columns, config.split, run_dir,
                                     config.training.num_shards, log)
     del columns, loaded
-    data_dir = os.path.join(run_dir, "data")
     has_validation = prepared.sizes["validation"] > 0
 
     build = lambda: build_ranker(config.model, prepared.fitted, prepared.label_means)  # noqa: E731
@@ -155,6 +161,9 @@ def train_ranker(config: RankerJobConfig, log=print) -> RankerRun:
         build = lambda: build_ctr_model(config.baseline, prepared.fitted)  # noqa: E731
         baseline = fit_with_selection(config, build, config.baseline_training_config(), [config.baseline.label],
                                  has_validation, os.path.join(run_dir, BASELINE_DIR), log)
+    if not chief:
+        log(WORKER_FINISHED)
+        return None
 
     report = evaluate_ranker_run(config, run_dir, model, baseline)
     with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as f:
@@ -171,7 +180,8 @@ def fit_with_selection(config: RankerJobConfig, build, training: TrainingConfig,
     data_dir = os.path.join(config.run_dir, "data")
     train_ds, val_ds = make_datasets(config, data_dir, has_validation, training, labels)
     model, history = fit(build, train_ds, val_ds, training, out_dir)
-    restore_best_weights(model, out_dir, "tfrec train ranker")
+    if is_chief(model.distribute_strategy):  # a multi_worker worker keeps no checkpoint
+        restore_best_weights(model, out_dir, "tfrec train ranker")
     if not (config.refit and has_validation):
         return model
     values = history.history[training.monitor]

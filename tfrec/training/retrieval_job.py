@@ -35,7 +35,7 @@ from tfrec.training.rank_metrics import RetrievalReport, format_reports
 from tfrec.training.retrieval_evaluation import (
     CatalogIndexer, ValidationRecall, model_report, popularity_report, seen_items, top_k_items,
 )
-from tfrec.training.trainer import TrainingConfig, fit, restore_best_weights
+from tfrec.training.trainer import WORKER_FINISHED, TrainingConfig, fit, job_process, restore_best_weights
 
 JOB = "retrieval"
 
@@ -123,10 +123,15 @@ class RetrievalRun:
     extra: Dict[str, float]
 
 
-def train_retrieval(config: RetrievalJobConfig, log=print) -> RetrievalRun:
-    """Runs the whole job (module docstring) and returns the trained model with its full-catalog test reports."""
+def train_retrieval(config: RetrievalJobConfig, log=print) -> Optional[RetrievalRun]:
+    """Runs the whole job (module docstring) and returns the trained model with its full-catalog test reports; None
+    on a non-chief worker of a `multi_worker` run, which only trains (`tfrec.training.trainer.job_process`)."""
+    with job_process(config.training, config.run_dir) as process:
+        return _train_retrieval(dataclasses.replace(config, run_dir=process.run_dir), process.chief, log)
+
+
+def _train_retrieval(config: RetrievalJobConfig, chief: bool, log) -> Optional[RetrievalRun]:
     run_dir = config.run_dir
-    os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "job.json"), "w", encoding="utf-8") as f:
         json.dump({"job": JOB}, f)
     dump_config(config, os.path.join(run_dir, "config.yaml"))
@@ -136,7 +141,10 @@ def train_retrieval(config: RetrievalJobConfig, log=print) -> RetrievalRun:
     train_ds, val_ds = make_datasets(config, os.path.join(run_dir, "data"), has_validation)
     model, _ = fit(lambda: build_two_tower_model(config.model, prepared.fitted), train_ds, val_ds, training, run_dir,
                    validation_callbacks(config, run_dir, has_validation))
-    model.load_weights(os.path.join(run_dir, "checkpoints", "best")).expect_partial()
+    if not chief:
+        log(WORKER_FINISHED)
+        return None
+    restore_best_weights(model, run_dir, "tfrec train retrieval")
 
     reports, extra = evaluate_retrieval_run(config, run_dir, model, ground_truth=prepared.ground_truth)
     with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as f:

@@ -8,10 +8,13 @@ The GPU paths cannot be exercised here (no GPU that runs TensorFlow); their CPU 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-from typing import Callable, Literal, Optional, Sequence
+import shutil
+import tempfile
+from typing import Callable, Iterator, Literal, Optional, Sequence
 
 import tensorflow as tf
 
@@ -103,6 +106,41 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return bool(strategy.extended.should_checkpoint)
 
 
+WORKER_FINISHED = "worker: training finished; the chief restores, evaluates and writes the run"
+
+
+@dataclasses.dataclass
+class JobProcess:
+    """This process's part in a training job: its strategy, whether it writes the run, and the directory it works
+    in (the run directory on the chief, a temporary one on any other worker)."""
+
+    strategy: tf.distribute.Strategy
+    chief: bool
+    run_dir: str
+
+
+@contextlib.contextmanager
+def job_process(training: TrainingConfig, run_dir: str) -> Iterator[JobProcess]:
+    """Starts a training job's process: the strategy first, since MultiWorkerMirroredStrategy must exist before
+    TensorFlow runs any op (data preparation runs many), then the directory this process writes to.
+
+    Every worker prepares its own copy of the data and runs every `fit` alike; only the chief writes `run_dir` and
+    then restores, evaluates and reports. A non-chief worker works in a temporary directory (its data, and the
+    checkpoints Keras writes there) that is deleted when the job ends, so it leaves nothing behind and never touches
+    the chief's run directory, even when both run the same command on one machine."""
+    strategy = make_strategy(training.strategy)
+    if is_chief(strategy):
+        os.makedirs(run_dir, exist_ok=True)
+        yield JobProcess(strategy, True, run_dir)
+        return
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    scratch = tempfile.mkdtemp(prefix=f"tfrec-{task.get('type', 'worker')}{task.get('index', '')}-")
+    try:
+        yield JobProcess(strategy, False, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def configure_mixed_precision(setting: str) -> bool:
     """Sets the global Keras policy; returns whether mixed_float16 is on."""
     on = setting == "on" or (setting == "auto" and bool(tf.config.list_physical_devices("GPU")))
@@ -168,7 +206,7 @@ def fit(
     `callbacks` run before the standard ones, so metrics they add to the epoch logs (e.g. full-catalog validation
     recall) can drive checkpointing and early stopping. Under `multi_worker` only the chief keeps the run's logs,
     checkpoints and history (`is_chief`); every worker must call `fit` alike, and only the chief should restore the
-    best checkpoint afterwards."""
+    best checkpoint afterwards (`job_process` sets a job up that way)."""
     os.makedirs(run_dir, exist_ok=True)
     tf.keras.utils.set_random_seed(config.seed)
     configure_mixed_precision(config.mixed_precision)
