@@ -45,3 +45,17 @@ def ctr_run(tmp_path_factory) -> CTRRunDir:
         code = main(argv)
     assert code == 0, printed.getvalue()
     return CTRRunDir(run_dir, shop, printed.getvalue())
+
+
+# `make test` runs the suite on two pytest-xdist workers with --dist loadgroup. Every test is grouped by its file, so a
+# module-scoped fixture is built once; files sharing a session fixture form one group, so it is built once too.
+SHARED_SESSION_GROUPS = {"server/search/": "search_models", "models/test_ctr.py": "ctr_run",
+                         "cli/test_cli.py": "ctr_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        relative = Path(str(item.fspath)).resolve().relative_to(tests_dir).as_posix()
+        group = next((g for prefix, g in SHARED_SESSION_GROUPS.items() if relative.startswith(prefix)), relative)
+        item.add_marker(pytest.mark.xdist_group(group))
