@@ -57,42 +57,32 @@ def register(commands) -> None:
     price.register_train(models)
 
 
-def run_ctr(args) -> int:
-    from tfrec.training.ctr_job import load_ctr_config, train_ctr
+def _train(args, job: str) -> int:
+    """Loads `tfrec.training.<job>_job`'s config with the command's overrides and trains it."""
+    import importlib
 
+    module = importlib.import_module(f"tfrec.training.{job}_job")
     overrides = config_overrides(args)
-    if args.skip_bad_rows:
+    if getattr(args, "skip_bad_rows", False):
         overrides["data.skip_bad_rows"] = True
-    config = load_ctr_config(args.config, overrides)
-    run = train_ctr(config)
-    return _finished(run)
+    config = getattr(module, f"load_{job}_config")(args.config, overrides)
+    return _finished(getattr(module, f"train_{job}")(config))
+
+
+def run_ctr(args) -> int:
+    return _train(args, "ctr")
 
 
 def run_retrieval(args) -> int:
-    from tfrec.training.retrieval_job import load_retrieval_config, train_retrieval
-
-    overrides = config_overrides(args)
-    if args.skip_bad_rows:
-        overrides["data.skip_bad_rows"] = True
-    run = train_retrieval(load_retrieval_config(args.config, overrides))
-    return _finished(run)
+    return _train(args, "retrieval")
 
 
 def run_intent(args) -> int:
-    from tfrec.training.intent_job import load_intent_config, train_intent
-
-    run = train_intent(load_intent_config(args.config, config_overrides(args)))
-    return _finished(run)
+    return _train(args, "intent")
 
 
 def run_ranker(args) -> int:
-    from tfrec.training.ranker_job import load_ranker_config, train_ranker
-
-    overrides = config_overrides(args)
-    if args.skip_bad_rows:
-        overrides["data.skip_bad_rows"] = True
-    run = train_ranker(load_ranker_config(args.config, overrides))
-    return _finished(run)
+    return _train(args, "ranker")
 
 
 def _finished(run) -> int:
