@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
-TEST_WORKERS ?= 2  # pytest-xdist processes; tests of one file (or sharing a session fixture) stay on one worker
+TEST_WORKERS ?= 2  # pytest-xdist processes; the tests of a file stay on one worker
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_USE_LEGACY_KERAS := 1
 
@@ -32,7 +32,7 @@ redis:
 	  else echo "warning: redis-server is missing and apt-get (as root) is unavailable; the Redis tests will skip"; fi; }
 
 test: $(STAMP) redis
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=40
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=40
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

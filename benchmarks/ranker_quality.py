@@ -232,6 +232,13 @@ def run_synthetic(args) -> str:
         preset = SyntheticConfig.preset(args.preset)
         title += (f" with {args.sessions:,} sessions ({args.sessions / preset.n_sessions:.0f}x its traffic on its "
                   f"{preset.n_items:,} items and {preset.n_users:,} users)")
+    if args.set:
+        import yaml
+
+        for item in args.set:
+            key, _, value = item.partition("=")
+            overrides[key] = yaml.safe_load(value)
+        title += " with " + ", ".join(f"`{item}`" for item in args.set)
     config = load_ranker_config(str(REPO / "configs" / "ranker.yaml"), overrides)
     with Timer() as t:
         report = train_ranker(config).report
@@ -269,6 +276,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="MovieLens seeds per model (the tutorial uses 5)")
     parser.add_argument("--preset", default="small", help="synthetic preset")
     parser.add_argument("--sessions", type=int, help="synthetic sessions instead of the preset's (a denser shop)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="synthetic run: override configs/ranker.yaml (e.g. training.epochs=4)")
     parser.add_argument("--work-dir", help="run directories (default: a new temp dir)")
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT, help="folder holding movielens-100k/")
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")

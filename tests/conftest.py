@@ -12,6 +12,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from built_once import built_once  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 # A small but dense shop: every user has enough requests for user×category/brand weights to be learnable.
 DENSE_TINY = {"n_users": 100, "n_items": 300, "n_sessions": 12000}
@@ -23,16 +25,11 @@ class CTRRunDir(NamedTuple):
     output: str  # what the command printed
 
 
-@pytest.fixture(scope="session")
-def ctr_run(tmp_path_factory) -> CTRRunDir:
-    """One `tfrec train ctr --config configs/ctr.yaml` run on a dense tiny shop written as a dataset directory (with
-    the generator's ground truth beside it), shared by tests/models/test_ctr.py and tests/cli/test_cli.py: training
-    (mostly tracing the model's graph) is the slowest part of both, and neither changes the run directory."""
+def _train_shared_ctr(base: Path) -> None:
     from tfrec.cli.main import main
     from tfrec.data.dataset_io import write_dataset
     from tfrec.data.synthetic import SyntheticConfig, generate
 
-    base = tmp_path_factory.mktemp("ctr_shared")
     shop, run_dir = base / "shop", base / "run"
     data = generate(SyntheticConfig.preset("tiny", seed=11, **DENSE_TINY))
     write_dataset(data.dataset, str(shop), format="csv")
@@ -44,18 +41,17 @@ def ctr_run(tmp_path_factory) -> CTRRunDir:
     with contextlib.redirect_stdout(printed):
         code = main(argv)
     assert code == 0, printed.getvalue()
-    return CTRRunDir(run_dir, shop, printed.getvalue())
+    (base / "output.txt").write_text(printed.getvalue())
 
 
-# `make test` runs the suite on two pytest-xdist workers with --dist loadgroup. Every test is grouped by its file, so a
-# module-scoped fixture is built once; files sharing a session fixture form one group, so it is built once too.
-SHARED_SESSION_GROUPS = {"server/search/": "search_models", "models/test_ctr.py": "ctr_run",
-                         "cli/test_cli.py": "ctr_run"}
+@pytest.fixture(scope="session")
+def ctr_run(tmp_path_factory) -> CTRRunDir:
+    """One `tfrec train ctr --config configs/ctr.yaml` run on a dense tiny shop written as a dataset directory (with
+    the generator's ground truth beside it), shared by tests/models/test_ctr.py and tests/cli/test_cli.py: training
+    (mostly tracing the model's graph) is the slowest part of both, and neither changes the run directory."""
+    base = built_once(tmp_path_factory, "ctr_shared", _train_shared_ctr)
+    return CTRRunDir(base / "run", base / "shop", (base / "output.txt").read_text())
 
 
-def pytest_collection_modifyitems(config, items):
-    tests_dir = Path(__file__).resolve().parent
-    for item in items:
-        relative = Path(str(item.fspath)).resolve().relative_to(tests_dir).as_posix()
-        group = next((g for prefix, g in SHARED_SESSION_GROUPS.items() if relative.startswith(prefix)), relative)
-        item.add_marker(pytest.mark.xdist_group(group))
+# `make test` runs the suite on two pytest-xdist workers with --dist loadfile: the tests of a file run on one
+# worker, so a module-scoped fixture is built once; session fixtures shared by several files use `built_once`.

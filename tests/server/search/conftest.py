@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from built_once import built_once  # noqa: E402
 from search_models import RunningSearch, SearchModels, build_search_models, search_config, serve_models  # noqa: E402
 
 
@@ -19,7 +20,10 @@ def search_models(tmp_path_factory):
     keep = os.environ.get("TFREC_SEARCH_TEST_MODELS")
     if keep and (Path(keep) / "models" / "intent" / "1").is_dir():
         return SearchModels(Path(keep) / "shop", Path(keep) / "models")
-    return build_search_models(Path(keep) if keep else tmp_path_factory.mktemp("search_models"))
+    if keep:
+        return build_search_models(Path(keep))
+    base = built_once(tmp_path_factory, "search_models", build_search_models)  # shared by both xdist workers
+    return SearchModels(base / "shop", base / "models")
 
 
 @pytest.fixture(scope="session")
