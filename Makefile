@@ -32,7 +32,7 @@ redis:
 	  else echo "warning: redis-server is missing and apt-get (as root) is unavailable; the Redis tests will skip"; fi; }
 
 test: $(STAMP) redis
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=40
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=40
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -55,3 +55,21 @@ def ctr_run(tmp_path_factory) -> CTRRunDir:
 
 # `make test` runs the suite on two pytest-xdist workers with --dist loadfile: the tests of a file run on one
 # worker, so a module-scoped fixture is built once; session fixtures shared by several files use `built_once`.
+# The slowest files (measured with --durations) start first, so that neither worker is left with a long file at the
+# end; make test passes --no-loadscope-reorder, which keeps this order (xdist's default runs files with more tests
+# first, which put the one-test demo last). The search files share one fixture: their first file starts early.
+SLOW_FIRST = ("cli/test_demo.py", "training/test_intent_job.py", "server/search/test_search_service.py",
+              "training/test_ranker_job.py", "tuning/test_retrieval_search.py", "tuning/test_ranker_search.py",
+              "tuning/test_intent_search.py", "tuning/test_ctr_search.py", "cli/test_cli.py",
+              "training/test_multi_worker.py", "training/test_retrieval_job.py", "online/test_online_update.py",
+              "export/test_ranker_regress.py", "export/test_ranker_export.py", "training/test_strategy_parity.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_dir = Path(__file__).resolve().parent
+
+    def rank(item):
+        relative = Path(str(item.fspath)).resolve().relative_to(tests_dir).as_posix()
+        return SLOW_FIRST.index(relative) if relative in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among the other files is kept
