@@ -46,8 +46,10 @@ def test_hot_load_without_failures_then_broken_version_keeps_serving(tiny_versio
         wait_for(lambda: _status(client)[1].state == State.END)  # latest-1 policy unloads version 1
         assert server.manager.loaded() == {"tiny": [2]}
 
-        os.makedirs(base / "3")
-        (base / "3" / "saved_model.pb").write_bytes(b"not a SavedModel")
+        staging = tmp_path / "staging-3"  # written aside and renamed in, as a deployer does: the poller must not
+        os.makedirs(staging)              # catch an empty, half-written file (a different error)
+        (staging / "saved_model.pb").write_bytes(b"not a SavedModel")
+        os.rename(staging, base / "3")
         wait_for(lambda: 3 in _status(client) and _status(client)[3].state == State.END)
         status = _status(client)[3]
         assert status.status.error_code != 0 and "tensorflow.SavedModel" in status.status.error_message
