@@ -54,7 +54,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "parquet": ["pyarrow>=14"],
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "pyarrow>=14"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.6", "pyarrow>=14"],
     },
     entry_points={"console_scripts": ["tfrec=tfrec.cli.main:main"]},
     cmdclass={"build_py": BuildPyWithProtos},
