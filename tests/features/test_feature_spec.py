@@ -56,6 +56,16 @@ def test_parse_spec_and_signature_follow_dtypes_and_defaults():
     assert sig["user_id"].shape.as_list() == [None] and sig["timestamp"].dtype == tf.int64
 
 
+def test_empty_rows_get_the_missing_token_wherever_they_are():
+    m = MISSING.encode()
+    texts = ["", "red shoe", "  ", "a b c", "", "x"]
+    assert text_tokens(tf.constant(texts)).to_list() == [[m], [b"red", b"shoe"], [m], [b"a", b"b", b"c"], [m], [b"x"]]
+    assert text_tokens(tf.constant(["", " "])).to_list() == [[m], [m]]
+    assert text_tokens(tf.constant([], tf.string)).to_list() == []
+    in_graph = tf.function(text_tokens, input_signature=[tf.TensorSpec([None], tf.string)])
+    assert in_graph(tf.constant(texts)).to_list() == text_tokens(tf.constant(texts)).to_list()
+
+
 def test_tokenisers():
     assert path_tokens(tf.constant(["A > B > C", " "])).to_list() == [[b"A", b"A>B", b"A>B>C"], [MISSING.encode()]]
     assert text_tokens(tf.constant(["Crème, BRÛLÉE! 2x"]), 2).to_list() == [["crème".encode(), "brûlée".encode()]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfrec.features.ragged_rows import concat_rows, dense_rows, row_ids
 from tfrec.features.spec import FeatureConfig
 
 MISSING = "<missing>"
@@ -20,18 +21,19 @@ def _as_string(values: tf.Tensor) -> tf.Tensor:
 
 
 def _fill_missing(tokens: tf.RaggedTensor) -> tf.RaggedTensor:
-    """Rows with no token get the single token MISSING, so 'absent' is itself something a model can learn."""
+    """Rows with no token get the single token MISSING, so 'absent' is itself something a model can learn. (Every
+    ragged tensor here is built with validate=False: its splits are valid by construction, and the checks cost
+    trace time in every model.)"""
     empty = tf.cast(tokens.row_lengths() == 0, tf.int64)
-    filler = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(empty)], MISSING), empty)
-    return tf.concat([tokens, filler], axis=1)
+    filler = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(empty)], MISSING), empty, validate=False)
+    return concat_rows([tokens, filler])
 
 
 def categorical_tokens(values: tf.Tensor) -> tf.RaggedTensor:
     """One token per value; the empty string counts as missing."""
     strings = _as_string(values)
-    ragged = tf.RaggedTensor.from_row_lengths(strings, tf.ones_like(strings, tf.int64))
-    ragged = tf.ragged.boolean_mask(ragged, tf.strings.length(ragged) > 0)
-    return _fill_missing(ragged)
+    tokens = tf.where(tf.strings.length(strings) > 0, strings, MISSING)
+    return tf.RaggedTensor.from_row_lengths(tokens, tf.ones_like(tokens, tf.int64), validate=False)
 
 
 def path_tokens(values: tf.Tensor, separator: str = ">", max_depth: int = 16) -> tf.RaggedTensor:
@@ -40,11 +42,11 @@ def path_tokens(values: tf.Tensor, separator: str = ">", max_depth: int = 16) ->
     levels = tf.ragged.boolean_mask(levels, tf.strings.length(levels) > 0)[:, :max_depth]
     flat = levels.flat_values
     position = tf.range(tf.shape(flat, out_type=tf.int64)[0])
-    row_start = tf.gather(levels.row_starts(), levels.value_rowids())
+    row_start = tf.gather(levels.row_starts(), row_ids(levels.row_splits))
     pieces = tf.where(position == row_start, flat, tf.strings.join([">", flat]))
     # Prefix at flat position p joins the pieces of its row from the row's start up to p.
     prefixes = tf.strings.reduce_join(tf.gather(pieces, tf.ragged.range(row_start, position + 1)), axis=1)
-    return _fill_missing(tf.RaggedTensor.from_row_splits(prefixes, levels.row_splits))
+    return _fill_missing(tf.RaggedTensor.from_row_splits(prefixes, levels.row_splits, validate=False))
 
 
 def text_tokens(values: tf.Tensor, max_tokens: int = 16, char_ngrams: int = 0) -> tf.RaggedTensor:
@@ -56,7 +58,8 @@ def text_tokens(values: tf.Tensor, max_tokens: int = 16, char_ngrams: int = 0) -
         chars = tf.strings.unicode_split(tf.strings.join(["#", words.flat_values, "#"]), "UTF-8")
         grams = tf.strings.ngrams(chars, char_ngrams, separator="")  # [n_words, None]; short words give none
         per_word = tf.concat([tf.expand_dims(words.flat_values, 1), grams], axis=1)
-        words = tf.RaggedTensor.from_row_splits(per_word.flat_values, tf.gather(per_word.row_splits, words.row_splits))
+        words = tf.RaggedTensor.from_row_splits(per_word.flat_values, tf.gather(per_word.row_splits, words.row_splits),
+                                                validate=False)
     return _fill_missing(words)
 
 
@@ -72,7 +75,7 @@ def timestamp_tokens(values: tf.Tensor) -> tf.RaggedTensor:
     hour = tf.math.floormod(tf.math.floordiv(seconds, 3600), 24)
     weekday = tf.math.floormod(tf.math.floordiv(seconds, 86400) + 3, 7)  # 1970-01-01 was a Thursday (3)
     dense = tf.stack([tf.strings.join(["h", tf.strings.as_string(hour)]), tf.strings.join(["d", tf.strings.as_string(weekday)])], 1)
-    return tf.RaggedTensor.from_tensor(dense)
+    return dense_rows(dense)
 
 
 def numeric_values(values: tf.Tensor, feature: FeatureConfig) -> tf.Tensor:
@@ -88,7 +91,7 @@ def bucket_ids(transformed: tf.Tensor, boundaries) -> tf.RaggedTensor:
     index = tf.searchsorted(tf.constant(boundaries, tf.float32), tf.reshape(transformed, [-1]), side="right")
     index = tf.where(tf.math.is_nan(tf.reshape(transformed, [-1])), len(boundaries) + 1, index)
     index = tf.cast(index, tf.int64)
-    return tf.RaggedTensor.from_row_lengths(index, tf.ones_like(index))
+    return tf.RaggedTensor.from_row_lengths(index, tf.ones_like(index), validate=False)
 
 
 def bucket_tokens(transformed: tf.Tensor, boundaries) -> tf.RaggedTensor:
@@ -96,7 +99,7 @@ def bucket_tokens(transformed: tf.Tensor, boundaries) -> tf.RaggedTensor:
     index = tf.searchsorted(tf.constant(boundaries, tf.float32), tf.reshape(transformed, [-1]), side="right")
     tokens = tf.strings.join(["b", tf.strings.as_string(index)])
     tokens = tf.where(tf.math.is_nan(transformed), MISSING, tokens)
-    return tf.RaggedTensor.from_row_lengths(tokens, tf.ones_like(index, tf.int64))
+    return tf.RaggedTensor.from_row_lengths(tokens, tf.ones_like(index, tf.int64), validate=False)
 
 
 def raw_tokens(values: tf.Tensor, feature: FeatureConfig) -> tf.RaggedTensor:

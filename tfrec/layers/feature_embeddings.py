@@ -12,6 +12,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from tfrec.features.ragged_rows import row_mean
 from tfrec.layers.regularizers import replica_l2
 from tfrec.layers.sequence_pooling import SequencePooling
 
@@ -57,11 +58,11 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
         parts = []
         for name, table in self.tables.items():
             ids = encoded[name]["ids"]
-            vectors = tf.RaggedTensor.from_row_splits(table(ids.flat_values), ids.row_splits)
             if name in self.poolers:
+                vectors = tf.RaggedTensor.from_row_splits(table(ids.flat_values), ids.row_splits, validate=False)
                 parts.append(self.poolers[name](vectors, training=training))
-            else:
-                parts.append(tf.reduce_mean(vectors, axis=1))  # every row has >= 1 token (MISSING fills empties)
+            else:  # every row has >= 1 token (MISSING fills empties)
+                parts.append(row_mean(table(ids.flat_values), ids.row_splits))
         for name in self.numeric_features:
             parts.append(tf.reshape(encoded[name]["value"], [-1, 1]))
         # Under mixed_float16 the tables and poolers compute in float16; this layer's output stays float32.

@@ -15,6 +15,7 @@ from typing import Dict, List, Sequence
 
 import tensorflow as tf
 
+from tfrec.features.ragged_rows import concat_rows, row_sum, sparse_rows
 from tfrec.layers.regularizers import replicas_in_sync
 
 FINGERPRINT_SPACE = 1 << 62
@@ -32,8 +33,7 @@ def token_fingerprints(name: str, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
 
 def hashed_cross(fingerprints: Sequence[tf.RaggedTensor], buckets: int) -> tf.RaggedTensor:
     """The bucket in [0, buckets) of every combination of the features' tokens, per row (no strings built)."""
-    return tf.RaggedTensor.from_sparse(tf.sparse.cross_hashed([f.to_sparse() for f in fingerprints],
-                                                              num_buckets=buckets))
+    return sparse_rows(tf.sparse.cross_hashed([f.to_sparse() for f in fingerprints], num_buckets=buckets))
 
 
 class HashedLinear(tf.keras.layers.Layer):
@@ -74,12 +74,12 @@ class HashedLinear(tf.keras.layers.Layer):
         pieces: List[tf.RaggedTensor] = [fingerprints[n] % self.hash_buckets for n in self.token_features]
         for cross in self.crosses:
             pieces.append(hashed_cross([fingerprints[n] for n in cross], self.hash_buckets))
-        return tf.concat(pieces, axis=1)
+        return concat_rows(pieces)
 
     def call(self, encoded: Dict[str, Dict[str, tf.Tensor]], training=None) -> tf.Tensor:
         ids = self.bucket_ids(encoded)
         weights = tf.gather(self.table, ids.flat_values)
-        logit = tf.reduce_sum(tf.RaggedTensor.from_row_splits(weights, ids.row_splits), axis=1)
+        logit = row_sum(weights, ids.row_splits)
         if self.numeric_features:
             values = tf.stack([encoded[n]["value"] for n in self.numeric_features], axis=1)
             logit += tf.linalg.matvec(values, self.numeric_kernel)

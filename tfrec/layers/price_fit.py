@@ -10,6 +10,7 @@ from typing import Dict
 
 import tensorflow as tf
 
+from tfrec.features.ragged_rows import dense_rows
 from tfrec.text.price_limits import parse_price_limits
 
 LOG_RATIO_BOUNDARIES = (0.05, 0.15, 0.3, 0.6)
@@ -44,7 +45,7 @@ class PriceLimitFit(tf.keras.layers.Layer):
         token = tf.where(under > 0, tf.strings.join(["below_min:", bucket(under)]), token)
         no_limit = tf.math.is_nan(price_min) & tf.math.is_nan(price_max)
         token = tf.where(no_limit | tf.math.is_nan(price), "na", token)
-        return {self.token_name: {"tokens": tf.RaggedTensor.from_tensor(token[:, None])}}
+        return {self.token_name: {"tokens": dense_rows(token[:, None])}}
 
     def get_config(self):
         config = super().get_config()

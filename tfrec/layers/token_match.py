@@ -11,6 +11,7 @@ from typing import Dict, Sequence
 
 import tensorflow as tf
 
+from tfrec.features.ragged_rows import dense_rows
 from tfrec.features.tokens import MISSING, text_tokens
 
 MAX_COUNT = 3
@@ -66,7 +67,7 @@ class TokenMatch(tf.keras.layers.Layer):
             )
             missing = tf.equal(tf.strings.strip(_strings(query)), "") | tf.equal(total, 0)
             token = tf.where(missing, "na", token)
-            out[name] = {"tokens": tf.RaggedTensor.from_tensor(token[:, None])}
+            out[name] = {"tokens": dense_rows(token[:, None])}
         return out
 
     def get_config(self):

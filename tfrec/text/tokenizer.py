@@ -98,27 +98,27 @@ class BertTokenizer(tf.keras.layers.Layer):
         ids, starts, ends = self._tokenize_with_offsets(texts)
         keep = self.max_length - 2
         ids, starts, ends = ids[:, :keep], starts[:, :keep], ends[:, :keep]
-        batch = tf.shape(texts)[0]
+        # [CLS] tokens [SEP] padded, built densely: ragged concats would add shape checks to every call.
+        lengths = tf.cast(ids.row_lengths(), tf.int32)  # wordpieces kept per row
+        batch = tf.shape(lengths)[0]
+        width = tf.reduce_max(tf.concat([lengths, [0]], 0)) + 2  # every row holds [CLS] [SEP]: width >= 2
+        shape = tf.stack([tf.cast(batch, tf.int64), tf.cast(width - 2, tf.int64)])
 
-        def column(value):
-            return tf.fill([batch, 1], tf.constant(value, tf.int32))
+        def framed(rows, first, last, pad):
+            inner = rows.to_tensor(default_value=pad, shape=shape)
+            column = tf.fill([batch, 1], tf.constant(pad, tf.int32))
+            out = tf.concat([column, inner, column], axis=1)
+            position = tf.range(width)[None, :]
+            out = tf.where(tf.equal(position, 0), first, out)
+            return tf.where(tf.equal(position, lengths[:, None] + 1), last, out)
 
-        ids = tf.concat([column(self.cls_id), ids, column(self.sep_id)], axis=1)
-        starts = tf.concat([column(-1), starts, column(-1)], axis=1)
-        ends = tf.concat([column(-1), ends, column(-1)], axis=1)
-        # Every row holds [CLS] [SEP], so T >= 2; the explicit shape keeps that true for an empty batch too.
-        shape = tf.stack([tf.cast(batch, tf.int64), tf.maximum(ids.bounding_shape(axis=1), 2)])
-
-        def dense(rows, default):
-            return rows.to_tensor(default_value=default, shape=shape)
-
-        input_ids = dense(ids, self.pad_id)
+        input_ids = framed(ids, self.cls_id, self.sep_id, self.pad_id)
         return {
             "input_ids": input_ids,
-            "attention_mask": dense(tf.ones_like(ids), 0),
+            "attention_mask": tf.cast(tf.range(width)[None, :] < lengths[:, None] + 2, tf.int32),
             "token_type_ids": tf.zeros_like(input_ids),
-            "token_starts": dense(starts, -1),
-            "token_ends": dense(ends, -1),
+            "token_starts": framed(starts, -1, -1, -1),
+            "token_ends": framed(ends, -1, -1, -1),
         }
 
     def _tokenize_with_offsets(self, texts: tf.Tensor):
