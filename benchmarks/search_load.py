@@ -7,7 +7,9 @@ catalog in the graph, top 500), the DCN ranker (1 epoch, click and purchase head
 (all-MiniLM-L6-v2 fine-tuned briefly) exported as SavedModels — cached under $TFREC_BENCH_WORK/search-load. The model
 server (`tfrec serve`) and the search service (`tfrec serve-search`, configs/search.yaml) each run in their own
 process, as deployed; clients send logged searches of the shop (user, query, device) with k=10 over gRPC, one at a
-time (the paths interleaved) and from 8 closed-loop threads (`run_load` of benchmarks/serving_load.py).
+time (the paths interleaved) and from 8 closed-loop threads (`run_load` of benchmarks/serving_load.py). Every item
+carries reasons; the ranker's feature-group contributions (one more ranker call) are measured on a second path whose
+requests ask for them (`explain=true`; configs/search.yaml computes them on request).
 
 Baseline, measured in the same run: the same requests' three model calls alone (intent, retrieval, ranker over the
 500 retrieved items) sent one after the other from the client — what the service adds on top of the model hops is
@@ -18,6 +20,7 @@ search services, one reading an in-memory store restored from an event log of th
 and one without, take turns request by request (section `search_user_state`).
 
 Usage: python benchmarks/search_load.py [--duration 30] [--items 100000] [--user-state] [--no-write]
+                                       [--tf-threads INTRA,INTER]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from benchmarks.serving_load import ServerProcess, run_load  # noqa: E402
 
 WORK = Path(os.environ.get("TFREC_BENCH_WORK", "/tmp/tfrec-bench")) / "search-load"
 K, CANDIDATES, TARGET_P99_MS = 10, 500, 50.0
+WITH_CONTRIBUTIONS = "search service, contributions asked for (explain=true)"
 T0 = time.perf_counter()
 
 
@@ -178,18 +182,20 @@ class Measured:
 class SearchPath:
     """Search calls to one search service, counting its degraded answers and keeping its stage timings."""
 
-    def __init__(self, name: str, port: int, requests, pids):
+    def __init__(self, name: str, port: int, requests, pids, explain: Optional[bool] = None):
         from tfrec.server.search import SearchClient
 
-        self.name, self.requests, self.pids = name, requests, pids
+        self.name, self.port, self.requests, self.pids, self.explain = name, port, requests, pids, explain
         self.client = SearchClient(f"127.0.0.1:{port}", timeout=30.0)
         self.degraded, self.timings = collections.Counter(), []
 
     def __call__(self, i: int) -> None:
         user, query, device = self.requests[i % len(self.requests)]
-        response = self.client.search(query, user_id=user, k=K, context={"device": device})
+        response = self.client.search(query, user_id=user, k=K, context={"device": device}, explain=self.explain)
         if not response.items:
             raise RuntimeError(f"no items for {query!r}")
+        if self.explain and not all(item.explanation.contributions for item in response.items):
+            raise RuntimeError(f"no contributions for {query!r} although asked for")
         self.timings.append(dict(response.timings_ms))
         self.degraded.update(f"{d.component} {d.status}" for d in response.degradations)
 
@@ -239,13 +245,17 @@ def concurrent(path: SearchPath, concurrency: int, seconds: float) -> Measured:
                     result.errors, dict(path.degraded), result.qps)
 
 
-def model_server_for(models: Path) -> ServerProcess:
-    """`tfrec serve` of the three models under `models`."""
+def model_server_for(models: Path, tf_threads: Optional[str] = None) -> ServerProcess:
+    """`tfrec serve` of the three models under `models`; `tf_threads` "INTRA,INTER" sizes its TensorFlow pools."""
     config = models / "models.config"
     config.write_text("model_config_list {\n" + "".join(
         f'  config {{ name: "{n}" base_path: "{models / n}" model_platform: "tensorflow" }}\n'
         for n in ("retrieval", "ranker", "intent")) + "}\n")
-    server = ServerProcess(config, None, models.parent / "model_server.log")
+    extra = []
+    if tf_threads:
+        intra, inter = (int(v) for v in tf_threads.split(","))
+        extra = ["--tensorflow_intra_op_parallelism", str(intra), "--tensorflow_inter_op_parallelism", str(inter)]
+    server = ServerProcess(config, None, models.parent / "model_server.log", extra_args=extra)
     log(f"model server on 127.0.0.1:{server.port}")
     return server
 
@@ -280,6 +290,8 @@ def main():
     parser.add_argument("--user-state", action="store_true",
                         help="measure the live user-state store on vs off instead (section search_user_state)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")
+    parser.add_argument("--tf-threads", metavar="INTRA,INTER",
+                        help="the model server's TensorFlow thread pools (default: TensorFlow's, one per core)")
     args = parser.parse_args()
 
     import numpy as np
@@ -296,12 +308,11 @@ def main():
             base = build(args.items, args.users, args.sessions)
         shop, models = base / "shop", base / "models"
         requests = logged_searches(shop)
-        model_server = model_server_for(models)
+        model_server = model_server_for(models, args.tf_threads)
         processes = []
         try:
-            paths = search_paths(shop, model_server, requests, [
-                ("search service", []), ("search service, no contributions call", ["explain.contributions=false"])],
-                processes)
+            paths = search_paths(shop, model_server, requests, [("search service", [])], processes)
+            paths.append(SearchPath(WITH_CONTRIBUTIONS, paths[0].port, requests, paths[0].pids, explain=True))
             hops, hop_client = model_hops(shop, model_server.port, requests)
             hops.name, hops.pids = "model calls alone (baseline)", [model_server.process.pid, os.getpid()]
             rows = interleaved([hops] + paths, args.duration)
@@ -332,15 +343,17 @@ def report(args, rows: List[Measured], stages, loads, build_s, total_s) -> str:
         f"{min(loads):.1f} to {max(loads):.1f} during the run).",
         f"Data: synthetic shop with {args.items:,} items ({args.users:,} users, {args.sessions:,} sessions); "
         f"retrieval over the whole catalog in the graph (top {CANDIDATES}), DCN ranker, MiniLM-L6 query "
-        f"understanding, each a SavedModel on one `tfrec serve` process; `tfrec serve-search` processes with "
-        f"configs/search.yaml (candidates {CANDIDATES}, k={K}, MMR, explanations; model timeouts and the request "
-        f"deadline raised to 20 s so that every request is measured whole instead of degrading); the shop's newest "
-        f"logged searches (user, query, device) over gRPC. Concurrency 1: the paths take turns request by request for "
-        f"{args.duration * 3:g} s (background load falls on all alike). Concurrency 8: {args.duration:g} s of "
-        f"closed-loop load (`run_load` of benchmarks/serving_load.py). Baseline: the same requests' three model "
-        f"calls alone (intent, retrieval, ranker over the retrieved items) from the client, one after the other. "
-        f"Server CPU = CPU time of the model server and the search service per request (the baseline's: model "
-        f"server and the client building the ranker's request), less sensitive to other load than latency.",
+        f"understanding, each a SavedModel on one `tfrec serve` process (TensorFlow thread pools "
+        f"{'intra,inter = ' + args.tf_threads if args.tf_threads else 'at their defaults'}); a `tfrec serve-search` "
+        f"process with configs/search.yaml (candidates {CANDIDATES}, k={K}, MMR, reasons; model timeouts and the "
+        f"request deadline raised to 20 s so that every request is measured whole instead of degrading); the "
+        f"shop's newest logged searches (user, query, device) over gRPC. Concurrency 1: the paths take turns "
+        f"request by request for {args.duration * 3:g} s (background load falls on all alike). Concurrency 8: "
+        f"{args.duration:g} s of closed-loop load (`run_load` of benchmarks/serving_load.py). Baseline: the same "
+        f"requests' three model calls alone (intent, retrieval, ranker over the retrieved items) from the client, "
+        f"one after the other. Server CPU = CPU time of the model server and the search service per request (the "
+        f"baseline's: model server and the client building the ranker's request), less sensitive to other load "
+        f"than latency.",
         "",
         "| path | concurrency | requests | QPS | p50 (ms) | p95 (ms) | p99 (ms) | p50 vs baseline | server CPU per "
         "request (ms) | errors |",
@@ -359,17 +372,17 @@ def report(args, rows: List[Measured], stages, loads, build_s, total_s) -> str:
     if notes:
         lines.append("Degraded answers (a model missed even the 20 s timeout): " + "; ".join(notes) + ".")
     by_name = {r.name: r for r in rows if r.concurrency == 1}
-    full, lean, bare = (by_name[n] for n in ("search service", "search service, no contributions call",
-                                            "model calls alone (baseline)"))
+    lean, full, bare = (by_name[n] for n in ("search service", WITH_CONTRIBUTIONS, "model calls alone (baseline)"))
     cpu = lambda r: 1000.0 * r.cpu_s / max(len(r.latencies) + r.errors, 1)  # noqa: E731
     lines.append(
-        f"Reading: at concurrency 1 the service answers in {full.percentile(50) / bare.percentile(50):.2f}x the time "
-        f"of its three model calls made one after the other: running query understanding beside retrieval pays for "
-        f"the service's own work (checks, filters, MMR, reasons, protos) and most of its fourth model call, the "
-        f"ranker's contributions over the top k, which costs {full.percentile(50) - lean.percentile(50):.1f} ms at "
-        f"p50 and {cpu(full) - cpu(lean):.1f} ms of CPU (`explain.contributions: false` drops it; reasons stay). "
-        f"A Search takes {cpu(full):.0f} ms of CPU across both processes, so 2 cores saturate near "
-        f"{2000.0 / cpu(full):.0f} QPS, which is why concurrency 8 queues. On this shared machine the model calls "
+        f"Reading: at concurrency 1 a Search (reasons on every item, configs/search.yaml's `explain.contributions: "
+        f"on_request`) answers in {lean.percentile(50) / bare.percentile(50):.2f}x the time of its three model calls "
+        f"made one after the other: running query understanding beside retrieval pays for the service's own work "
+        f"(checks, filters, MMR, reasons, protos). A request that asks for the ranker's feature-group contributions "
+        f"(`explain=true`) adds a fourth model call, the ranker over the top k with each group blanked: "
+        f"{full.percentile(50) - lean.percentile(50):.1f} ms at p50 and {cpu(full) - cpu(lean):.1f} ms of CPU. "
+        f"A Search takes {cpu(lean):.0f} ms of CPU across both processes ({cpu(full):.0f} ms with contributions), "
+        f"so 2 cores saturate near {2000.0 / cpu(lean):.0f} QPS, which is why concurrency 8 queues. The model calls "
         f"alone (MiniLM, the 100k-item top-k, the ranker over up to {CANDIDATES} candidates) take "
         f"{bare.percentile(99):.0f} ms at p99 against the {TARGET_P99_MS:g} ms budget.")
     if stages:

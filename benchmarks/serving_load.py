@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -176,9 +176,10 @@ def in_process_call(path: Path, request) -> Callable[[], object]:
 class ServerProcess:
     """`tfrec serve` in a subprocess on a free loopback port; ready once it prints its port (models loaded)."""
 
-    def __init__(self, config_file: Path, batching: Optional[Path], log_file: Path, timeout: float = 1800.0):
+    def __init__(self, config_file: Path, batching: Optional[Path], log_file: Path, timeout: float = 1800.0,
+                 extra_args: Sequence[str] = ()):
         argv = [sys.executable, "-m", "tfrec.cli.main", "serve", "--model_config_file", str(config_file),
-                "--port", "0", "--file_system_poll_wait_seconds", "0"]
+                "--port", "0", "--file_system_poll_wait_seconds", "0", *extra_args]
         if batching is not None:
             argv += ["--batching_parameters_file", str(batching)]
         self.log = open(log_file, "w", encoding="utf-8")

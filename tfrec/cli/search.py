@@ -51,6 +51,8 @@ def register(commands) -> None:
         p.add_argument("--mmr-lambda", type=float, help="relevance vs diversity in [0, 1] (default: the server's)")
         p.add_argument("--timeout", type=float, default=10.0, help="seconds (the request's gRPC deadline)")
         p.add_argument("--json", action="store_true", help="print the response as JSON")
+        p.add_argument("--explain", action="store_true", default=None,
+                       help="ask for each item's feature-group contributions (one more ranker call)")
         p.set_defaults(handler=run_request, kind=name)
 
     cal = commands.add_parser(
@@ -98,7 +100,7 @@ def run_request(args) -> int:
 
     common = dict(user_id=args.user, k=args.k, filters=request_filters(args), context=_pairs(args.context, "--context"),
                   recent_items=[i.strip() for i in args.recent.split(",") if i.strip()], mmr_lambda=args.mmr_lambda,
-                  timeout=args.timeout)
+                  explain=args.explain, timeout=args.timeout)
     with SearchClient(args.address) as client:
         try:
             response = (client.search(args.query, **common) if args.kind == "search"

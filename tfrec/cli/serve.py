@@ -41,6 +41,10 @@ def register(commands) -> None:
           help="largest request accepted; larger ones get RESOURCE_EXHAUSTED (default: 64 MiB)")
     _flag(sv, "grace_seconds", type=float, default=10.0,
           help="on SIGTERM/SIGINT, how long requests in flight may take to finish (default: 10)")
+    _flag(sv, "tensorflow_intra_op_parallelism", type=int, default=0,
+          help="threads one TensorFlow op may use (default 0: one per core)")
+    _flag(sv, "tensorflow_inter_op_parallelism", type=int, default=0,
+          help="TensorFlow ops run at once (default 0: one per core)")
     _flag(sv, "backend", choices=["ours", "tfserving"], default="ours",
           help="ours: tfrec's server; tfserving: exec tensorflow_model_server with the same flags")
     sv.set_defaults(handler=run_serve)
@@ -67,7 +71,8 @@ def server_options(args):
     options = ServerOptions(
         host=args.host, port=args.port, batching=batching, poll_interval_s=args.file_system_poll_wait_seconds,
         monitoring_port=args.monitoring_port, ssl_cert_file=args.ssl_cert_file, ssl_key_file=args.ssl_key_file,
-        ssl_ca_file=args.ssl_ca_file, max_request_bytes=args.max_request_bytes)
+        ssl_ca_file=args.ssl_ca_file, max_request_bytes=args.max_request_bytes,
+        intra_op_threads=args.tensorflow_intra_op_parallelism, inter_op_threads=args.tensorflow_inter_op_parallelism)
     return config, options
 
 
@@ -81,7 +86,8 @@ def _tfserving(args) -> int:
                    batching_parameters_file=args.batching_parameters_file,
                    poll_wait_seconds=args.file_system_poll_wait_seconds, monitoring_port=args.monitoring_port,
                    ssl_cert_file=args.ssl_cert_file, ssl_key_file=args.ssl_key_file, ssl_ca_file=args.ssl_ca_file,
-                   max_request_bytes=args.max_request_bytes)
+                   max_request_bytes=args.max_request_bytes, intra_op_threads=args.tensorflow_intra_op_parallelism,
+                   inter_op_threads=args.tensorflow_inter_op_parallelism)
     return 0  # not reached: exec replaced the process
 
 

@@ -49,6 +49,31 @@ class ServerOptions:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_workers: int = 64  # gRPC handler threads (bound the concurrent requests a batch can merge)
     warmup: bool = True
+    # TF Serving's --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism: TensorFlow's thread
+    # pools in this process (0: TensorFlow's default, one thread per core); set before any model loads.
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+
+
+def apply_tf_threads(intra_op: int = 0, inter_op: int = 0) -> None:
+    """Sizes TensorFlow's thread pools (0 leaves one as it is); ConfigError naming the flag when TensorFlow has
+    already started in this process with another size (the pools cannot change after that)."""
+    import tensorflow as tf
+
+    threading_api = tf.config.threading
+    for value, get, put, flag in (
+            (intra_op, threading_api.get_intra_op_parallelism_threads, threading_api.set_intra_op_parallelism_threads,
+             "tensorflow_intra_op_parallelism"),
+            (inter_op, threading_api.get_inter_op_parallelism_threads, threading_api.set_inter_op_parallelism_threads,
+             "tensorflow_inter_op_parallelism")):
+        if value < 0:
+            raise ConfigError(f"--{flag}: must be >= 0 (0: TensorFlow's default), got {value}")
+        if value and get() != value:
+            try:
+                put(value)
+            except RuntimeError:
+                raise ConfigError(f"--{flag}={value}: TensorFlow already runs in this process with "
+                                  f"{get() or 'its default'} threads; set it before any model loads") from None
 
 
 def _read(path: str, what: str) -> bytes:
@@ -105,6 +130,7 @@ def build_server(config: Union[ModelServerConfig, str], host: str = "127.0.0.1",
     options = dataclasses.replace(options or ServerOptions(), host=host, port=port, **overrides)
     if isinstance(config, str):
         config = load_model_server_config(config)
+    apply_tf_threads(options.intra_op_threads, options.inter_op_threads)
     credentials = server_credentials(options)
     metrics = ServerMetrics()
     manager = ModelManager(config, options.poll_interval_s, warmup=options.warmup, on_load=metrics.model_load)

@@ -40,7 +40,8 @@ def tfserving_command(binary: str, port: int, workdir: str, model_config_file: O
                       enable_batching: bool = False, batching_parameters_file: Optional[str] = None,
                       poll_wait_seconds: Optional[float] = None, monitoring_port: Optional[int] = None,
                       ssl_cert_file: Optional[str] = None, ssl_key_file: Optional[str] = None,
-                      ssl_ca_file: Optional[str] = None, max_request_bytes: Optional[int] = None) -> List[str]:
+                      ssl_ca_file: Optional[str] = None, max_request_bytes: Optional[int] = None,
+                      intra_op_threads: int = 0, inter_op_threads: int = 0) -> List[str]:
     """The tensorflow_model_server argv for tfrec serve's flags; helper files (TLS, monitoring) go to `workdir`."""
     argv = [binary, f"--port={port}"]
     if model_config_file:
@@ -71,6 +72,10 @@ def tfserving_command(binary: str, port: int, workdir: str, model_config_file: O
         argv.append(f"--ssl_config_file={path}")
     if max_request_bytes:
         argv.append(f"--grpc_channel_arguments=grpc.max_receive_message_length={int(max_request_bytes)}")
+    if intra_op_threads:
+        argv.append(f"--tensorflow_intra_op_parallelism={int(intra_op_threads)}")
+    if inter_op_threads:
+        argv.append(f"--tensorflow_inter_op_parallelism={int(inter_op_threads)}")
     return argv
 
 

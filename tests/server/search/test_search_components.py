@@ -14,7 +14,8 @@ from tfrec.server.errors import ServingError
 from tfrec.server.protos import search_pb2
 from tfrec.server.search.calibration import Calibration, fit_platt, log_loss, sigmoid
 from tfrec.server.search.catalog import Catalog
-from tfrec.server.search.config import ModelEndpoint
+from tfrec.config import ConfigError
+from tfrec.server.search.config import ModelEndpoint, load_search_config
 from tfrec.server.search.diversity import mmr_order, similarity
 from tfrec.server.search.explain import ReasonContext, affinity, reasons
 from tfrec.server.search.filters import FilterSpec, apply_filters, check_filters, filter_mask, slot_filters
@@ -253,3 +254,21 @@ def test_a_model_pauses_at_once_when_down_and_after_three_timeouts_when_slow():
         with pytest.raises(ModelUnavailable):
             caller.predict({"x": [1.0]})
     assert never.calls == 2
+
+
+def test_contributions_follow_the_config_and_the_request_s_explain_field(catalog):
+    from tfrec.server.search.request import parse_request
+
+    config = load_search_config("configs/search.yaml")
+    explain = config.explain
+    assert explain.contributions == "on_request"  # the extra ranker call only for requests that ask
+    assert [explain.wants_contributions(r) for r in (None, True, False)] == [False, True, False]
+    explain.contributions = True
+    assert [explain.wants_contributions(r) for r in (None, True, False)] == [True, True, False]
+    explain.contributions = False
+    assert [explain.wants_contributions(r) for r in (None, True, False)] == [False, False, False]
+    asked = parse_request(search_pb2.SearchRequest(query="red shoes", explain=True), "search", config, catalog)
+    unset = parse_request(search_pb2.RecommendRequest(user_id="u"), "recommend", config, catalog)
+    assert (asked.explain, unset.explain) == (True, None)
+    with pytest.raises(ConfigError, match="explain.contributions.*'sometimes'"):
+        load_search_config("configs/search.yaml", {"explain.contributions": "sometimes"})

@@ -50,7 +50,7 @@ class SearchClient:
         self.timeout = timeout
 
     @staticmethod
-    def _common(request, user_id, k, filters, context, recent_items, request_id, mmr_lambda):
+    def _common(request, user_id, k, filters, context, recent_items, request_id, mmr_lambda, explain):
         request.user_id = user_id
         if k is not None:
             request.k = int(k)
@@ -60,22 +60,25 @@ class SearchClient:
         request.request_id = request_id
         if mmr_lambda is not None:
             request.mmr_lambda = float(mmr_lambda)
+        if explain is not None:
+            request.explain = bool(explain)
         return request
 
     def search(self, query: str, user_id: str = "", k: Optional[int] = None, filters: Iterable[FilterLike] = (),
                context: Optional[Mapping[str, object]] = None, recent_items: Sequence[str] = (),
-               request_id: str = "", mmr_lambda: Optional[float] = None,
+               request_id: str = "", mmr_lambda: Optional[float] = None, explain: Optional[bool] = None,
                timeout: Optional[float] = None) -> search_pb2.SearchResponse:
+        """`explain=True` asks for each item's feature-group contributions (None: the server's setting)."""
         request = self._common(search_pb2.SearchRequest(query=query), user_id, k, filters, context, recent_items,
-                               request_id, mmr_lambda)
+                               request_id, mmr_lambda, explain)
         return self.stub.Search(request, timeout=timeout or self.timeout)
 
     def recommend(self, user_id: str, k: Optional[int] = None, filters: Iterable[FilterLike] = (),
                   context: Optional[Mapping[str, object]] = None, recent_items: Sequence[str] = (),
-                  request_id: str = "", mmr_lambda: Optional[float] = None,
+                  request_id: str = "", mmr_lambda: Optional[float] = None, explain: Optional[bool] = None,
                   timeout: Optional[float] = None) -> search_pb2.SearchResponse:
         request = self._common(search_pb2.RecommendRequest(), user_id, k, filters, context, recent_items,
-                               request_id, mmr_lambda)
+                               request_id, mmr_lambda, explain)
         return self.stub.Recommend(request, timeout=timeout or self.timeout)
 
     def log_events(self, events: Iterable[Mapping], timeout: Optional[float] = None) -> search_pb2.LogEventsResponse:

@@ -4,9 +4,11 @@ typo or a bad value fails at start-up naming the file and the key."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from tfrec.config import ConfigError, load_config
+
+ON_REQUEST = "on_request"  # explain.contributions: only for requests that ask (explain=true)
 
 
 @dataclasses.dataclass
@@ -103,15 +105,26 @@ def _default_groups() -> Dict[str, List[str]]:
 
 @dataclasses.dataclass
 class ExplainConfig:
-    """Explanations: feature-group contributions from the ranker (one extra call over the top k) and reasons."""
+    """Explanations: reasons on every item, and feature-group contributions from the ranker, which cost one extra
+    ranker call over the top k (about a fifth of a Search's CPU): true = every request unless it sends
+    explain=false, "on_request" = only requests with explain=true, false = never."""
 
-    contributions: bool = True
+    contributions: Union[bool, str] = ON_REQUEST
     groups: Dict[str, List[str]] = dataclasses.field(default_factory=_default_groups)  # ranker inputs per group
     max_reasons: int = 3
 
     def validate(self) -> None:
         if self.max_reasons < 1:
             raise ConfigError(f"must be >= 1, got {self.max_reasons}", path="max_reasons")
+        if not isinstance(self.contributions, bool) and self.contributions != ON_REQUEST:
+            raise ConfigError(f"must be true, false or {ON_REQUEST!r}, got {self.contributions!r}",
+                              path="contributions")
+
+    def wants_contributions(self, requested: Optional[bool]) -> bool:
+        """Whether a request (its `explain` field; None when unset) gets contributions."""
+        if self.contributions is False:
+            return False
+        return requested if requested is not None else self.contributions is True
 
 
 @dataclasses.dataclass

@@ -255,7 +255,7 @@ class SearchPipeline:
         start = _stopwatch(timings, "diversify", start)
 
         contributions, groups = None, []
-        if ranked and len(picks) and run.config.explain.contributions:
+        if ranked and len(picks) and run.config.explain.wants_contributions(request.explain):
             pick_inputs = {n: ([v[i] for i in picks] if isinstance(v, list) else v[picks]) for n, v in inputs.items()}
             contributions, groups = self._explain(pick_inputs, dtypes, logits[picks], deadline, result,
                                                   run.label("ranker"))

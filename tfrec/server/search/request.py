@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import uuid
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from tfrec.server.errors import invalid
 from tfrec.server.search.catalog import Catalog
@@ -33,6 +33,7 @@ class ParsedRequest:
     filters: List[FilterSpec]
     recent_items: List[str]
     relevance_weight: float
+    explain: Optional[bool] = None  # the request's `explain` (contributions wanted); None: unset
 
 
 def parse_request(request, kind: str, config: SearchConfig, catalog: Catalog) -> ParsedRequest:
@@ -76,4 +77,5 @@ def parse_request(request, kind: str, config: SearchConfig, catalog: Catalog) ->
         filters=check_filters(request.filters, catalog),
         recent_items=[i for i in request.recent_items if i],
         relevance_weight=float(weight),
+        explain=request.explain if request.HasField("explain") else None,
     )
