@@ -13,8 +13,11 @@
 (b) The synthetic shop's `small` preset (`configs/ranker.yaml`): click and purchase AUC, log loss and the per-request
     metrics of the ranker, the logistic CTR trained on the same split in the same run, popularity, and the
     generator's ground truth (the true click probabilities of the same test rows: the best any model can do).
+    With --sessions / --users / --items, a denser shop (more sessions per user and impressions per item, so that the
+    users' tastes and the items' quality can be learnt) fills the `synthetic_dense` part instead.
 
 Usage: python benchmarks/ranker_quality.py [--only movielens|synthetic] [--runs N] [--preset small]
+                                           [--sessions N] [--users N] [--items N] [--set KEY=VALUE ...]
                                            [--work-dir DIR] [--data-root DIR] [--no-write]
 MovieLens is read in place from ../shared/data (research licence: never copied). Section `ranker_quality` of
 docs/benchmarks.md holds one part per data set; --only rewrites just its part.
@@ -215,23 +218,34 @@ def learnable_ceiling(config, run_dir: str, c: float = 0.1) -> float:
 
 
 def synthetic_part(args) -> str:
-    """The part's name: `synthetic` for a preset as it is, `synthetic_dense` with --sessions (more traffic on the same
-    catalog and users, so that the per-item and per-user effects become learnable)."""
-    return "synthetic_dense" if args.sessions else "synthetic"
+    """The part's name: `synthetic` for a preset as it is, `synthetic_dense` with --sessions / --users / --items (more
+    traffic per item and user, so that the per-item and per-user effects become learnable)."""
+    return "synthetic_dense" if (args.sessions or args.users or args.items) else "synthetic"
+
+
+def shop_overrides(args):
+    """(`data.synthetic` overrides, the title's description of the shop) for --sessions / --users / --items."""
+    from tfrec.data.synthetic import SyntheticConfig
+
+    preset = SyntheticConfig.preset(args.preset)
+    sizes = {k: v for k, v in (("n_sessions", args.sessions), ("n_users", args.users), ("n_items", args.items)) if v}
+    title = f"`{args.preset}` preset"
+    if not sizes:
+        return {}, title
+    shop = preset.replace(**sizes)
+    per_user = shop.n_sessions / shop.n_users / (preset.n_sessions / preset.n_users)
+    return sizes, (f"{title} with {shop.n_sessions:,} sessions on {shop.n_items:,} items and {shop.n_users:,} users "
+                   f"({per_user:.0f}x its sessions per user)")
 
 
 def run_synthetic(args) -> str:
-    from tfrec.data.synthetic import SyntheticConfig
     from tfrec.training.ranker_job import load_ranker_config, train_ranker
 
     overrides = {"data.preset": args.preset, "run_dir": os.path.join(args.work_dir, synthetic_part(args)),
                  "training.verbose": 2, "baseline_training.verbose": 0}
-    title = f"`{args.preset}` preset"
-    if args.sessions:
-        overrides["data.synthetic"] = {"n_sessions": args.sessions}
-        preset = SyntheticConfig.preset(args.preset)
-        title += (f" with {args.sessions:,} sessions ({args.sessions / preset.n_sessions:.0f}x its traffic on its "
-                  f"{preset.n_items:,} items and {preset.n_users:,} users)")
+    sizes, title = shop_overrides(args)
+    if sizes:
+        overrides["data.synthetic"] = sizes
     if args.set:
         import yaml
 
@@ -276,6 +290,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="MovieLens seeds per model (the tutorial uses 5)")
     parser.add_argument("--preset", default="small", help="synthetic preset")
     parser.add_argument("--sessions", type=int, help="synthetic sessions instead of the preset's (a denser shop)")
+    parser.add_argument("--users", type=int, help="synthetic users instead of the preset's")
+    parser.add_argument("--items", type=int, help="synthetic items instead of the preset's")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="synthetic run: override configs/ranker.yaml (e.g. training.epochs=4)")
     parser.add_argument("--work-dir", help="run directories (default: a new temp dir)")

@@ -17,8 +17,8 @@ def test_demo_runs_every_stage_and_serves_search_and_recommend(tmp_path, capsys,
     monkeypatch.chdir(REPO)  # the demo's default configs are repository-relative, as in `make demo`
     monkeypatch.setenv("TFREC_BERT_PACKAGE", "none")
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--preset", "tiny", "--epochs", "2", "--requests", "1",
-            "--intent-queries", "300"]
+    argv = ["demo", "--out", str(out), "--preset", "tiny", "--epochs", "1", "--requests", "1",
+            "--intent-queries", "200"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     for stage in range(1, 13):

@@ -110,6 +110,54 @@ def test_first_order_terms_add_to_the_logit_and_are_credited_exactly(setup):
     assert np.abs(terms[:, 2, 0]).max() > 0.1
 
 
+def test_interaction_terms_add_their_products_and_are_credited_to_both_sides(setup):
+    config, fitted, _, features = setup
+    fm = dataclasses.replace(config.model, bias_features=[], crosses=[], explain_groups={}, interaction_dim=4,
+                             interactions=[["user_id", "category"], ["user_id", "item_id"]], wide_only=["user_id"])
+    model = build_ranker(fm, fitted)
+    model(features)
+    assert "user_id" not in model.embeddings.tables and "item_id" in model.embeddings.tables  # wide_only: no trunk
+    rng = np.random.default_rng(2)
+    for weight in model.interactions.weights:
+        weight.assign(rng.normal(0.0, 0.5, weight.shape).astype(np.float32))
+    x0 = model.embed(features)
+    width = model.embeddings.output_dim
+    assert x0.shape[1] == width + model.interactions.vector_dim
+    products = model.interactions.products(x0[:, width:]).numpy().reshape(ROWS, 2, 2)  # [row, pair, head]
+    trunk_only = model.logits(dict(features))["click"].numpy() - products[:, :, 0].sum(axis=1)
+    np.testing.assert_allclose(trunk_only, np.reshape(model.heads["click"](model.body(x0[:, :width])), [-1]),
+                               rtol=1e-5, atol=1e-5)
+    assert np.abs(products).max() > 0.1
+    explanation = model.explain(features, head="click", steps=16)
+    assert {"user_id", "category", "item_id"} <= set(explanation.groups)
+    gap = np.abs(explanation.completeness_gap)
+    assert np.all(gap <= 0.01 + 0.02 * np.abs(explanation.logit - explanation.baseline_logit)), gap
+
+
+def test_purchase_given_click_multiplies_the_click_probability(setup):
+    config, fitted, _, features = setup
+    esmm = dataclasses.replace(config.model, purchase_given_click=True)
+    model = build_ranker(esmm, fitted, {"click": 0.08, "purchase": 0.01})
+    model(features)
+    own = model.heads["purchase"].bias.numpy()[0]
+    assert own == pytest.approx(np.log(0.125 / 0.875))  # starts at P(purchase | click) = 0.01 / 0.08
+    assert model.position_tower.outputs == 1  # click only: purchase inherits the click's position effect
+    rng = np.random.default_rng(3)
+    for weight in model.trainable_weights:
+        weight.assign(rng.normal(0.0, 0.3, weight.shape).astype(np.float32))
+    raw = model._own_logits(model.embed(features))
+    served = model(features)
+    expected = tf.sigmoid(raw["click"]) * tf.sigmoid(raw["purchase"])
+    np.testing.assert_allclose(served["purchase_probability"].numpy(), expected.numpy(), rtol=1e-4, atol=1e-7)
+    assert np.all(served["purchase_probability"].numpy() <= served["click_probability"].numpy())
+    logged = model.logits(_with_position(features, 7), with_position=True)
+    click_logged = raw["click"] + model.position_logits(_with_position(features, 7))["click"]
+    np.testing.assert_allclose(tf.sigmoid(logged["purchase"]).numpy(),
+                               (tf.sigmoid(click_logged) * tf.sigmoid(raw["purchase"])).numpy(), rtol=1e-4, atol=1e-7)
+    click_only = build_ranker(dataclasses.replace(esmm, tasks={"click": 1.0}), fitted)  # nothing to factorise
+    assert set(click_only(features)) == {"click_probability"} and click_only.position_tower.outputs == 1
+
+
 def test_model_rebuilds_from_config_and_weights(setup):
     _, _, model, features = setup
     clone = DCNRanker.from_config(model.get_config())
@@ -164,6 +212,11 @@ def test_cross_layer_is_the_dcn_v2_formula():
         ({"bias_l2": -1.0}, "bias_l2"),
         ({"cross_buckets": 0}, "cross_buckets"),
         ({"bias_features": ["item_id", "position"]}, "bias_features"),
+        ({"interactions": [["user_id", "user_id"]]}, "interactions[0]"),
+        ({"interaction_dim": 0}, "interaction_dim"),
+        ({"interaction_l2": -1.0}, "interaction_l2"),
+        ({"wide_only": ["user_id"]}, "wide_only"),
+        ({"interactions": [["user_id", "position"]]}, "bias_features"),
     ],
 )
 def test_config_errors_name_the_field(override, field):

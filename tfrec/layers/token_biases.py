@@ -15,7 +15,26 @@ from typing import Dict, Mapping
 
 import tensorflow as tf
 
+from tfrec.features.ragged_rows import row_mean
 from tfrec.layers.regularizers import replicas_in_sync
+
+
+@tf.autograph.experimental.do_not_convert  # plain tensor code: AutoGraph would only slow traces down
+def pooled_lookup(layer: tf.keras.layers.Layer, tables: Dict[str, tf.Variable], encoded: Dict[str, Dict[str, tf.Tensor]],
+                  l2: float, training) -> tf.Tensor:
+    """Each table's rows for the row's `ids`, mean-pooled and concatenated [batch, Σ widths]; in training, adds
+    `l2` · Σ (looked-up rows)² per example of the global batch to `layer`'s losses (sparse L2, see above)."""
+    parts, penalty = [], 0.0
+    for name, table in tables.items():
+        ids = encoded[name]["ids"]
+        rows = tf.gather(table, ids.flat_values)
+        parts.append(row_mean(rows, ids.row_splits))
+        if l2 > 0 and training:
+            penalty += tf.reduce_sum(tf.square(rows))
+    out = tf.concat(parts, axis=1)
+    if l2 > 0 and training:
+        layer.add_loss(l2 * penalty / tf.cast(tf.shape(out)[0] * replicas_in_sync(), out.dtype))
+    return out
 
 
 class TokenBiases(tf.keras.layers.Layer):
@@ -39,20 +58,8 @@ class TokenBiases(tf.keras.layers.Layer):
     def output_dim(self) -> int:
         return len(self.id_spaces) * self.outputs
 
-    @tf.autograph.experimental.do_not_convert  # plain tensor code: AutoGraph would only slow traces down
     def call(self, encoded: Dict[str, Dict[str, tf.Tensor]], training=None) -> tf.Tensor:
-        parts, penalty = [], 0.0
-        for name, table in self.tables.items():
-            ids = encoded[name]["ids"]
-            rows = tf.gather(table, ids.flat_values)
-            parts.append(tf.reduce_mean(tf.RaggedTensor.from_row_splits(rows, ids.row_splits), axis=1))
-            if self.l2 > 0 and training:
-                penalty += tf.reduce_sum(tf.square(rows))
-        out = tf.concat(parts, axis=1)
-        if self.l2 > 0 and training:
-            replicas = replicas_in_sync()
-            self.add_loss(self.l2 * penalty / tf.cast(tf.shape(out)[0] * replicas, out.dtype))
-        return out
+        return pooled_lookup(self, self.tables, encoded, self.l2, training)
 
     def get_config(self):
         config = super().get_config()

@@ -9,6 +9,9 @@
                                             factorisation) and per hashed bucket of the `crosses` (user × category,
                                             the memorising part the logistic CTR has); g = `PositionTower`, added
                                             for binary tasks while training only
+                                            φ_t = Σ_(a,b) ⟨v_a,t(x_a), v_b,t(x_b)⟩ (`FieldInteractions`, optional):
+                                            factorisation-machine terms of declared pairs (user × category, ...),
+                                            added to logit_t beside β
     loss = Σ_t weight_t · loss_t            BCE for click / add_to_cart / purchase, MSE for rating (tfrs Ranking)
 
 Serving (`call`, the export) scores with g skipped, so a score never depends on the requested display position;
@@ -35,6 +38,7 @@ from tfrec.features.encoder import FeatureEncoder
 from tfrec.features.stats import FittedFeatures
 from tfrec.layers.dcn import DCNBody
 from tfrec.layers.feature_embeddings import FeatureEmbeddings
+from tfrec.layers.field_interactions import FieldInteractions
 from tfrec.layers.hashed_linear import hashed_cross, token_fingerprints
 from tfrec.layers.position_tower import PositionTower
 from tfrec.layers.price_fit import PriceLimitFit
@@ -86,7 +90,20 @@ class RankerConfig:
     crosses: List[List[str]] = dataclasses.field(default_factory=list)
     cross_buckets: int = 1 << 20
     bias_l2: float = 0.0
+    # Factorisation-machine terms added to every head's logit: ⟨v_a, v_b⟩ of per-head factor vectors of size
+    # `interaction_dim` for each pair [a, b] (user × category, user × item, ...; `FieldInteractions`), sparse L2
+    # `interaction_l2` on the factors each example looks up.
+    interactions: List[List[str]] = dataclasses.field(default_factory=list)
+    interaction_dim: int = 8
+    interaction_l2: float = 0.0
+    # Features that feed only the first-order and interaction terms, not the trunk's x₀ (e.g. user and item ids: a
+    # deep tower over id embeddings memorises id × everything and overfits; their offsets and factors do not).
+    wide_only: List[str] = dataclasses.field(default_factory=list)
     tasks: Dict[str, float] = dataclasses.field(default_factory=lambda: {"click": 1.0})  # head → loss weight
+    # ESMM (Ma et al. 2018): the purchase head's own logit is P(purchase | click), and its output (and loss, on every
+    # impression) is P(click) × P(purchase | click), so purchases rank at least by what predicts clicks. No effect
+    # unless both heads are there (a click-only override of `tasks` keeps working).
+    purchase_given_click: bool = False
     position_feature: Optional[str] = "position"  # null: no position-bias tower
     max_position: int = 20
     position_hidden: List[int] = dataclasses.field(default_factory=lambda: [8])
@@ -119,6 +136,17 @@ class RankerConfig:
             raise ConfigError(f"must be >= 0, got {self.bias_l2}", path="bias_l2")
         if self.cross_buckets < 1:
             raise ConfigError(f"must be >= 1, got {self.cross_buckets}", path="cross_buckets")
+        for i, pair in enumerate(self.interactions):
+            if len(pair) != 2 or pair[0] == pair[1]:
+                raise ConfigError(f"{pair} must name two different features", path=f"interactions[{i}]")
+        if self.interaction_dim < 1:
+            raise ConfigError(f"must be >= 1, got {self.interaction_dim}", path="interaction_dim")
+        if self.interaction_l2 < 0:
+            raise ConfigError(f"must be >= 0, got {self.interaction_l2}", path="interaction_l2")
+        stray = sorted(set(self.wide_only) - set(self.wide_features()))
+        if stray:
+            raise ConfigError(f"{stray} would feed nothing: list them in bias_features, crosses or interactions too",
+                              path="wide_only")
         for i, cross in enumerate(self.crosses):
             if len(cross) < 2:
                 raise ConfigError(f"{cross} must name at least two features", path=f"crosses[{i}]")
@@ -140,9 +168,20 @@ class RankerConfig:
     def binary_tasks(self) -> List[str]:
         return [t for t in self.tasks if TASKS[t] == "binary"]
 
+    @property
+    def factorised_purchase(self) -> bool:
+        """`purchase_given_click` with both heads present."""
+        return self.purchase_given_click and {"click", "purchase"} <= set(self.tasks)
+
+    @property
+    def position_tasks(self) -> List[str]:
+        """The heads the position tower biases (under `purchase_given_click`, purchase inherits click's)."""
+        return [t for t in self.binary_tasks if not (self.factorised_purchase and t == "purchase")]
+
     def wide_features(self) -> List[str]:
-        """Every feature the first-order terms read (bias features and cross members)."""
-        return list(dict.fromkeys(list(self.bias_features) + [n for cross in self.crosses for n in cross]))
+        """Every feature the first-order and interaction terms read (bias features, cross and pair members)."""
+        return list(dict.fromkeys(list(self.bias_features) + [n for cross in self.crosses for n in cross]
+                                  + [n for pair in self.interactions for n in pair]))
 
     def referenced_features(self) -> List[str]:
         """Every feature the match and price-limit tokens and the first-order terms read."""
@@ -165,8 +204,8 @@ class DCNRanker(EncoderConfigMixin, RecommenderModel):
         names = encoder.spec.names
         unknown = sorted(set(config.referenced_features()) - set(names))
         if unknown:
-            raise ValueError(f"matches/price_limit/bias_features/crosses name features {unknown} that the ranker "
-                             f"does not read ({names})")
+            raise ValueError(f"matches/price_limit/bias_features/crosses/interactions name features {unknown} "
+                             f"that the ranker does not read ({names})")
         if config.position_feature in names:
             raise ValueError(f"the encoder reads the position feature {config.position_feature!r}; serving scores "
                              "would depend on it")
@@ -188,8 +227,10 @@ class DCNRanker(EncoderConfigMixin, RecommenderModel):
             if unknown:
                 raise ConfigError(f"names {unknown}, which are not ranker inputs {sorted(inputs)}",
                                   path=f"explain_groups.{group}")
-        pooling = {n: {"mode": "mean", "max_length": spec[n].max_tokens} for n in names if spec[n].kind == "sequence"}
-        self.embeddings = FeatureEmbeddings(token_features, numeric, config.embedding_dim, config.l2, pooling,
+        trunk_tokens = {n: v for n, v in token_features.items() if n not in config.wide_only}
+        pooling = {n: {"mode": "mean", "max_length": spec[n].max_tokens} for n in trunk_tokens
+                   if n in spec and spec[n].kind == "sequence"}
+        self.embeddings = FeatureEmbeddings(trunk_tokens, numeric, config.embedding_dim, config.l2, pooling,
                                             name="embeddings")
         self.crosses = {cross_name(c): list(c) for c in config.crosses}  # input name → crossed features
         self.biases = None
@@ -199,7 +240,11 @@ class DCNRanker(EncoderConfigMixin, RecommenderModel):
                 raise ConfigError(f"{numbers} have no tokens to weigh (numbers need buckets)", path="bias_features")
             spaces = {**{n: token_features[n] for n in config.bias_features},
                       **{n: config.cross_buckets for n in self.crosses}}
-            self.biases = TokenBiases(spaces, len(config.tasks), config.bias_l2, name="biases")
+            self.biases = TokenBiases(spaces, len(config.tasks), config.bias_l2, name="biases") if spaces else None
+        self.interactions = None
+        if config.interactions:
+            self.interactions = FieldInteractions(token_features, config.interactions, config.interaction_dim,
+                                                  len(config.tasks), config.interaction_l2, name="interactions")
         self.body = DCNBody(config.cross_layers, config.projection_dim, config.deep_units, config.structure,
                             config.dropout, config.l2, name="dcn")
         # float32 heads: logits and losses stay float32 under mixed precision.
@@ -208,7 +253,7 @@ class DCNRanker(EncoderConfigMixin, RecommenderModel):
                                                bias_initializer=tf.keras.initializers.Constant(
                                                    self.initial_logits.get(t, 0.0)))
                       for t in config.tasks}
-        binary = config.binary_tasks
+        binary = config.position_tasks
         self.position_tower = None
         if config.position_feature and binary:
             self.position_tower = PositionTower(config.max_position, hidden=config.position_hidden, outputs=len(binary),
@@ -237,8 +282,8 @@ class DCNRanker(EncoderConfigMixin, RecommenderModel):
     # ------------------------------------------------------------------------------------------------ forward
     @_plain_tensor_code
     def embed(self, features: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
-        """x₀ [batch, d] (the concatenated embeddings and numbers the trunk reads), then the first-order terms β
-        [batch, (bias features + crosses) × heads]."""
+        """x₀ [batch, d] (the concatenated embeddings and numbers the trunk reads), then the interaction factors
+        (when `interactions` are set) and the first-order terms β [batch, (bias features + crosses) × heads]."""
         encoded = dict(self.encoder({n: features[n] for n in self.encoder.spec.names}))
         derived = {}
         if self.matcher is not None:
@@ -249,6 +294,8 @@ class DCNRanker(EncoderConfigMixin, RecommenderModel):
             ids = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, value["tokens"], DERIVED_BINS)
             encoded[self.derived[name]] = {"tokens": value["tokens"], "ids": ids}
         x0 = self.embeddings(encoded, training=training)
+        if self.interactions is not None:
+            x0 = tf.concat([x0, self.interactions(encoded, training=training)], axis=1)
         if self.biases is None:
             return x0
         fingerprints = {n: token_fingerprints(n, encoded[n]["tokens"]) for c in self.crosses.values() for n in c}
@@ -259,13 +306,32 @@ class DCNRanker(EncoderConfigMixin, RecommenderModel):
     @_plain_tensor_code
     def head_logits(self, x0: tf.Tensor, training=False) -> Dict[str, tf.Tensor]:
         """Each head's position-free logit (the predicted value for rating) from `embed`'s output, [batch] each."""
+        return self._composed(self._own_logits(x0, training))
+
+    def _composed(self, logits: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """Under `purchase_given_click`, purchase's logit becomes that of σ(click) σ(purchase | click)."""
+        if not self.config.factorised_purchase:
+            return logits
+        log_p = -tf.nn.softplus(-logits["click"]) - tf.nn.softplus(-logits["purchase"])  # log σ(a) + log σ(b)
+        log_p = tf.minimum(log_p, -1e-7)
+        return dict(logits, purchase=log_p - tf.math.log(-tf.math.expm1(log_p)))
+
+    def _own_logits(self, x0: tf.Tensor, training=False) -> Dict[str, tf.Tensor]:
         width = self.embeddings.output_dim
         h = self.body(x0[:, :width], training=training)
         logits = {t: tf.reshape(head(h), [-1]) for t, head in self.heads.items()}
-        if self.biases is None:
+        terms = []  # [batch, terms, heads] added to the logits
+        if self.interactions is not None:
+            vectors = x0[:, width:width + self.interactions.vector_dim]
+            width += self.interactions.vector_dim
+            terms.append(tf.reshape(self.interactions.products(vectors), [-1, len(self.interactions.pairs),
+                                                                          len(self.heads)]))
+        if self.biases is not None:
+            terms.append(tf.reshape(x0[:, width:], [-1, len(self.biases.id_spaces), len(self.heads)]))
+        if not terms:
             return logits
-        biases = tf.reduce_sum(tf.reshape(x0[:, width:], [-1, len(self.biases.id_spaces), len(self.heads)]), 1)
-        return {t: logit + biases[:, i] for i, (t, logit) in enumerate(logits.items())}
+        total = tf.reduce_sum(tf.concat(terms, axis=1), axis=1)
+        return {t: logit + total[:, i] for i, (t, logit) in enumerate(logits.items())}
 
     @_plain_tensor_code
     def position_logits(self, features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -273,16 +339,16 @@ class DCNRanker(EncoderConfigMixin, RecommenderModel):
         if self.position_tower is None:
             return {}
         bias = self.position_tower(features[self.config.position_feature])
-        return {t: bias[:, i] for i, t in enumerate(self.config.binary_tasks)}
+        return {t: bias[:, i] for i, t in enumerate(self.config.position_tasks)}
 
     @_plain_tensor_code
     def logits(self, features: Dict[str, tf.Tensor], training=False, with_position=False) -> Dict[str, tf.Tensor]:
         """Head logits; `with_position` adds the position tower (training's logged click model)."""
-        logits = self.head_logits(self.embed(features, training=training), training=training)
+        logits = self._own_logits(self.embed(features, training=training), training=training)
         if with_position:
             for task, bias in self.position_logits(features).items():
                 logits[task] = logits[task] + bias
-        return logits
+        return self._composed(logits)
 
     @_plain_tensor_code
     def serving_outputs(self, logits: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -325,5 +391,8 @@ def build_ranker(config: RankerConfig, fitted: FittedFeatures,
     """The ranker over the fitted features it reads (the constructor the job, tuner and export use); `label_means`
     (training label means) start each head at the constant prediction that fits them best."""
     names = config.model_features(fitted.spec.names)
-    initial = {t: initial_logit(t, m) for t, m in (label_means or {}).items() if t in config.tasks}
+    means = dict(label_means or {})
+    if config.factorised_purchase and means.get("click"):  # the purchase head's own logit is P(purchase | click)'s
+        means["purchase"] = means.get("purchase", 0.0) / means["click"]
+    initial = {t: initial_logit(t, m) for t, m in means.items() if t in config.tasks}
     return DCNRanker(FeatureEncoder.from_fitted(fitted, names, name="encoder"), config, initial, name="dcn_ranker")

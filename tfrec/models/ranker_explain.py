@@ -63,6 +63,11 @@ def group_slices(model) -> Dict[str, List[Tuple[int, int]]]:
         start += 1
     if start != emb.output_dim:
         raise AssertionError(f"group slices cover {start} columns of x0, the embeddings give {emb.output_dim}")
+    if model.interactions is not None:  # then each pair member's factors (a product: half credited to each side)
+        width = model.interactions.outputs * model.interactions.dim
+        for name in model.interactions.features:
+            columns.setdefault(name, []).append((start, start + width))
+            start += width
     if model.biases is not None:  # then each bias feature's and cross's per-head terms (linear: credited exactly)
         for name in model.biases.id_spaces:
             columns.setdefault(name, []).append((start, start + model.biases.outputs))

@@ -223,9 +223,11 @@ def predict_ranker(model: DCNRanker, spec: FeatureSpec, columns: Dict[str, np.nd
     out: Dict[str, Dict[str, List[np.ndarray]]] = {t: {"logged": [], "serving": []} for t in model.config.tasks}
     for batch in spec.tensor_batches(columns, batch_size):
         serving = model.head_logits(model.embed(batch))
-        bias = model.position_logits(batch) if model.config.position_feature in batch else {}
+        # The logged click model: position tower on (under purchase_given_click, purchase inherits click's).
+        with_position = model.position_tower is not None and model.config.position_feature in batch
+        logged_logits = model.logits(batch, with_position=True) if with_position else serving
         for task, logit in serving.items():
-            logged = logit + bias[task] if task in bias else logit
+            logged = logged_logits[task]
             if TASKS[task] == "binary":
                 logit, logged = tf.sigmoid(logit), tf.sigmoid(logged)
             out[task]["serving"].append(np.asarray(logit, np.float64))
