@@ -66,7 +66,7 @@ def serve_samples(dataset, ground_truth, client, per_kind: int = 2, show: int = 
     for i in picked:
         rid, user, query = examples["request_id"][i], examples["user_id"][i], examples["query"][i]
         context = {"device": examples["device"][i], "timestamp": int(examples["timestamp"][i])}
-        common = dict(user_id=user, k=show, context=context, request_id=rid,
+        common = dict(user_id=user, k=show, context=context, request_id=rid, explain=True,  # + the ranker's reasons
                       recent_items=history.before(user, int(examples["timestamp"][i]), history_length))
         response = client.search(query, **common) if query else client.recommend(**common)
         kind = f'Search "{query}"' if query else "Recommend"
