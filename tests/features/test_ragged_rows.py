@@ -1,10 +1,11 @@
-"""concat_rows gives exactly tf.concat(axis=1) of ragged pieces: any row lengths, empty rows and batches, in a graph."""
+"""The ragged_rows helpers give exactly TensorFlow's ragged ops: concat_rows is tf.concat(axis=1), gather_rows is
+tf.gather, row_sum/row_mean the ragged reductions; any row lengths, empty rows and batches, in a graph."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrec.features.ragged_rows import concat_rows, dense_rows, row_mean, row_sum, sparse_rows
+from tfrec.features.ragged_rows import concat_rows, dense_rows, gather_rows, row_mean, row_sum, sparse_rows
 
 
 def _random_ragged(rng, rows, dtype):
@@ -20,6 +21,17 @@ def test_matches_tf_concat(dtype, rows, pieces):
     rng = np.random.default_rng(rows * 10 + pieces)
     parts = [_random_ragged(rng, rows, dtype) for _ in range(pieces)]
     assert concat_rows(parts).to_list() == tf.concat(parts, axis=1).to_list()
+
+
+@pytest.mark.parametrize("rows,picks", [(6, [5, 0, 0, 3, 3, 3, 1]), (3, []), (1, [0, 0]), (0, [])])
+def test_gather_rows_matches_tf_gather_on_every_piece(rows, picks):
+    rng = np.random.default_rng(rows)
+    tokens = _random_ragged(rng, rows, tf.string)
+    ids = tf.RaggedTensor.from_row_splits(tf.strings.to_hash_bucket_fast(tokens.flat_values, 99), tokens.row_splits)
+    indices = tf.constant(picks, tf.int32)
+    got = gather_rows([tokens, ids], indices)
+    assert [g.to_list() for g in got] == [tf.gather(tokens, indices).to_list(), tf.gather(ids, indices).to_list()]
+    assert got[0].row_splits.dtype == tf.int64
 
 
 def test_in_a_graph_with_unknown_lengths():

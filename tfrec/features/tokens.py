@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfrec.features.ragged_rows import concat_rows, dense_rows, row_ids
+from tfrec.features.ragged_rows import dense_rows, row_ids
 from tfrec.features.spec import FeatureConfig
 
 MISSING = "<missing>"
@@ -23,10 +23,15 @@ def _as_string(values: tf.Tensor) -> tf.Tensor:
 def _fill_missing(tokens: tf.RaggedTensor) -> tf.RaggedTensor:
     """Rows with no token get the single token MISSING, so 'absent' is itself something a model can learn. (Every
     ragged tensor here is built with validate=False: its splits are valid by construction, and the checks cost
-    trace time in every model.)"""
-    empty = tf.cast(tokens.row_lengths() == 0, tf.int64)
-    filler = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(empty)], MISSING), empty, validate=False)
-    return concat_rows([tokens, filler])
+    trace time in every model.) Each value moves to its row's new start plus its offset in the row; an empty row's
+    one slot keeps the MISSING it was filled with: a dozen ops, where a ragged concat takes about fifty."""
+    splits = tf.cast(tokens.row_splits, tf.int64)
+    new_splits = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(tf.maximum(splits[1:] - splits[:-1], 1))], 0)
+    values = tokens.flat_values
+    rows = row_ids(splits)
+    slots = tf.range(tf.shape(values, out_type=tf.int64)[0]) + tf.gather(new_splits[:-1] - splits[:-1], rows)
+    filled = tf.tensor_scatter_nd_update(tf.fill([new_splits[-1]], MISSING), slots[:, None], values)
+    return tf.RaggedTensor.from_row_splits(filled, new_splits, validate=False)
 
 
 def categorical_tokens(values: tf.Tensor) -> tf.RaggedTensor:
@@ -37,16 +42,30 @@ def categorical_tokens(values: tf.Tensor) -> tf.RaggedTensor:
 
 
 def path_tokens(values: tf.Tensor, separator: str = ">", max_depth: int = 16) -> tf.RaggedTensor:
-    """All prefixes of a hierarchical path: 'A > B > C' gives 'A', 'A>B', 'A>B>C' (levels beyond max_depth dropped)."""
-    levels = tf.strings.strip(tf.strings.split(values, sep=separator))
-    levels = tf.ragged.boolean_mask(levels, tf.strings.length(levels) > 0)[:, :max_depth]
-    flat = levels.flat_values
-    position = tf.range(tf.shape(flat, out_type=tf.int64)[0])
-    row_start = tf.gather(levels.row_starts(), row_ids(levels.row_splits))
-    pieces = tf.where(position == row_start, flat, tf.strings.join([">", flat]))
-    # Prefix at flat position p joins the pieces of its row from the row's start up to p.
-    prefixes = tf.strings.reduce_join(tf.gather(pieces, tf.ragged.range(row_start, position + 1)), axis=1)
-    return _fill_missing(tf.RaggedTensor.from_row_splits(prefixes, levels.row_splits, validate=False))
+    """All prefixes of a hierarchical path: 'A > B > C' gives 'A', 'A>B', 'A>B>C' (levels beyond max_depth dropped).
+    Built from index arithmetic on the split levels (about a quarter of the ops of ragged masks and slices)."""
+    levels = tf.strings.split(values, sep=separator)
+    flat = tf.strings.strip(levels.flat_values)
+    splits = tf.cast(levels.row_splits, tf.int64)
+    rows = row_ids(splits)
+    kept = tf.cast(tf.strings.length(flat) > 0, tf.int64)
+    kept_before = tf.cumsum(kept, exclusive=True)  # kept levels before each level, over the whole batch
+    row_first = tf.gather(tf.concat([kept_before, tf.reduce_sum(kept, keepdims=True)], 0), splits[:-1])
+    depth = kept_before - tf.gather(row_first, rows)
+    keep = (kept > 0) & (depth < max_depth)
+    kept_at = tf.reshape(tf.where(keep), [-1])
+    flat, rows, depth = tf.gather(flat, kept_at), tf.gather(rows, kept_at), tf.gather(depth, kept_at)
+    # Prefix of kept level i: the levels of its row from the row's first kept one (at i - depth) up to i, joined.
+    pieces = tf.where(depth == 0, flat, tf.strings.join([">", flat]))
+    offsets = tf.range(tf.reduce_max(tf.concat([depth, [-1]], 0)) + 1)  # 0 .. the deepest level in the batch
+    position = tf.range(tf.shape(flat, out_type=tf.int64)[0])[:, None]
+    take = tf.minimum(position - depth[:, None] + offsets[None, :], position)
+    parts = tf.where(offsets[None, :] <= depth[:, None], tf.gather(pieces, take), "")
+    n_rows = tf.shape(splits, out_type=tf.int64)[0] - 1
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(rows), rows, n_rows)
+    prefix_splits = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(counts)], 0)
+    prefixes = tf.strings.reduce_join(parts, axis=1)
+    return _fill_missing(tf.RaggedTensor.from_row_splits(prefixes, prefix_splits, validate=False))
 
 
 def text_tokens(values: tf.Tensor, max_tokens: int = 16, char_ngrams: int = 0) -> tf.RaggedTensor:

@@ -26,10 +26,11 @@ def _missing_id() -> tf.Tensor:
 
 def dense_words(values: tf.Tensor, max_tokens: int = 16) -> tf.Tensor:
     """Fingerprints of the lower-cased words of each row [batch, words] (the tokenizer of text features), padded
-    with MISSING's."""
-    words = text_tokens(_strings(tf.reshape(values, [-1])), max_tokens)
+    with MISSING's. Each distinct value is tokenised once (the query repeats on every candidate row)."""
+    distinct, rows = tf.unique(_strings(tf.reshape(values, [-1])))
+    words = text_tokens(distinct, max_tokens)
     ids = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, words, WORD_SPACE)
-    return ids.to_tensor(default_value=_missing_id())
+    return tf.gather(ids.to_tensor(default_value=_missing_id()), rows)
 
 
 def match_counts_of_words(q_dense: tf.Tensor, f_dense: tf.Tensor) -> tuple:
