@@ -3,11 +3,12 @@ all-MiniLM-L6-v2 vs a distilled 3-layer student (with the student's accuracy cos
 
 Models: the teacher is the synthetic-shop run of `benchmarks/intent_quality.py` ($TFREC_BENCH_WORK/intent-synthetic,
 fine-tuned on every head), or, when that run is absent, a shorter run trained here. The student keeps the teacher's
-embeddings, transformer layers 0, 2 and 4 and its heads, then is distilled on the teacher's train-split queries and
-their chosen titles: cosine distance to the teacher's embedding (queries and titles) + KL divergence to the teacher's
-intent and slot-tag distributions. Latency is measured in a fresh process limited to 2 threads (intra-op 2,
-inter-op 1) on `serving_default` with raw query strings (tokenisation, slot decoding and every output included),
-the models interleaved round-robin so background load hits them alike.
+embeddings, transformer layers 0, 2 and 4 and its heads, then is distilled (tfrec.training.intent_distil, as
+`tfrec distil intent` does) on the teacher's train-split queries and their chosen titles: cosine distance to the
+teacher's embedding (queries and titles) + KL divergence to the teacher's intent and slot-tag distributions.
+Latency is measured in a fresh process limited to 2 threads (intra-op 2, inter-op 1) on `serving_default` with raw
+query strings (tokenisation, slot decoding and every output included), the models interleaved round-robin so
+background load hits them alike.
 
 Usage: python benchmarks/intent_latency.py [--teacher-run DIR] [--distil-epochs N] [--no-write]
 """
@@ -31,6 +32,7 @@ from benchmarks.common import Timer, command_line, git_revision, machine, write_
 WORK = Path(os.environ.get("TFREC_BENCH_WORK", "/tmp/tfrec-bench"))
 TEACHER_RUN = WORK / "intent-synthetic"
 STUDENT_LAYERS = (0, 2, 4)
+DISTIL_BATCH, DISTIL_LEARNING_RATE = 64, 1e-4
 PAD_TO = 512
 THREADS = 2
 # (model, batch) -> calls measured; padding to 512 is ~50x slower, so it gets fewer calls.
@@ -80,78 +82,6 @@ class PaddedTokenizer:
                       strip_accents=tokenizer.strip_accents, name="tokenizer")
 
 
-def make_student(teacher, intents):
-    """A 3-layer copy of the teacher: its embeddings, layers STUDENT_LAYERS and heads."""
-    import tensorflow as tf
-
-    from tfrec.models.intent import QueryUnderstandingModel
-    from tfrec.text.bert_checkpoint import resolve_checkpoint
-    from tfrec.text.bert_encoder import BertEncoder
-
-    cfg = teacher.config
-    base = resolve_checkpoint(cfg.checkpoint, cfg.checkpoint_sha256)
-    small = dataclasses.replace(base, config={**base.config, "num_hidden_layers": len(STUDENT_LAYERS)})
-    encoder = BertEncoder(small, max_length=cfg.max_length, dropout=cfg.dropout, name="bert_encoder")
-    student = QueryUnderstandingModel(cfg, encoder, intents)
-    student(tf.constant(["warm up"]))
-    source = teacher.encoder.bert
-    encoder.bert.embeddings.set_weights(source.embeddings.get_weights())
-    for i, j in enumerate(STUDENT_LAYERS):
-        encoder.bert.encoder.layer[i].set_weights(source.encoder.layer[j].get_weights())
-    for mine, theirs in ((student.intent_head, teacher.intent_head), (student.slot_head, teacher.slot_head)):
-        mine.set_weights(theirs.get_weights())
-    return student
-
-
-def distil(teacher, student, queries, titles, epochs, batch=64, lr=1e-4, seed=0):
-    """Trains the student on the teacher's outputs (see the module docstring); returns seconds per phase."""
-    import numpy as np
-    import tensorflow as tf
-
-    spec = tf.TensorSpec([None], tf.string)
-
-    @tf.function(input_signature=[spec])
-    def targets(texts):
-        out = teacher(texts, training=False)
-        return out["embedding"], out["intent_logits"], out["slot_logits"]
-
-    batches = []
-    with Timer() as t_targets:
-        for kind, texts in (("query", queries), ("title", titles)):
-            texts = np.asarray(texts).astype(str)
-            order = np.random.default_rng(seed).permutation(len(texts))
-            for i in range(0, len(texts), batch):
-                chunk = tf.constant(texts[order[i:i + batch]])
-                batches.append((kind == "query", chunk) + tuple(t.numpy() for t in targets(chunk)))
-    log(f"  teacher targets for {len(queries):,} queries and {len(titles):,} titles: {t_targets.seconds:.0f} s")
-    optimizer = tf.keras.optimizers.Adam(learning_rate=lr, clipnorm=1.0)
-    variables = student.trainable_variables
-
-    @tf.function(input_signature=[spec, tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None, None], tf.float32),
-                                  tf.TensorSpec([None, None, None], tf.float32), tf.TensorSpec([], tf.float32)])
-    def step(texts, emb, intent, slots, is_query):
-        with tf.GradientTape() as tape:
-            out = student(texts, training=True)
-            loss = tf.reduce_mean(1.0 - tf.reduce_sum(out["embedding"] * emb, axis=-1))
-            kl_intent = tf.keras.losses.kl_divergence(tf.nn.softmax(intent), tf.nn.softmax(out["intent_logits"]))
-            mask = tf.cast(out["token_starts"] >= 0, tf.float32)
-            kl_slots = tf.keras.losses.kl_divergence(tf.nn.softmax(slots), tf.nn.softmax(out["slot_logits"]))
-            slot_loss = tf.math.divide_no_nan(tf.reduce_sum(kl_slots * mask), tf.reduce_sum(mask))
-            loss += is_query * (tf.reduce_mean(kl_intent) + slot_loss)
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
-
-    rng = np.random.default_rng(seed)
-    with Timer() as t_train:
-        for epoch in range(epochs):
-            losses = []
-            for k in rng.permutation(len(batches)):
-                is_query, chunk, emb, intent, slots = batches[k]
-                losses.append(float(step(chunk, emb, intent, slots, tf.constant(float(is_query)))))
-            log(f"  distillation epoch {epoch + 1}: mean loss {np.mean(losses):.4f}")
-    return {"targets_s": t_targets.seconds, "train_s": t_train.seconds, "batches": len(batches)}
-
-
 # ------------------------------------------------------------------------------------------------------ latency
 
 def measure(models: dict, queries, out_path: Path, scale: float = 1.0) -> None:
@@ -193,6 +123,7 @@ def run(teacher_path: Path, distil_epochs: int, scale: float = 1.0):
     import tensorflow as tf
 
     from tfrec.export.intent import export_intent
+    from tfrec.training.intent_distil import DistilConfig, distil, make_student
     from tfrec.training.intent_evaluation import evaluate_intent_model
     from tfrec.training.intent_job import read_split
 
@@ -203,9 +134,13 @@ def run(teacher_path: Path, distil_epochs: int, scale: float = 1.0):
     titles = sorted({t for t in train["title"] if t})
     out = {"teacher_run": str(run_dir), "n_test": len(test["query"]), "n_train_queries": len(train["query"]),
            "n_titles": len(titles), "distil_epochs": distil_epochs}
-    student = make_student(teacher, intents)
+    student = make_student(teacher, intents, STUDENT_LAYERS)  # `tfrec distil intent`'s student and distillation
     out["student_before"] = evaluate_intent_model(student, test, intents).to_dict()
-    out["distil"] = distil(teacher, student, train["query"], titles, distil_epochs)
+    settings = DistilConfig(layers=list(STUDENT_LAYERS), epochs=distil_epochs, batch_size=DISTIL_BATCH,
+                            learning_rate=DISTIL_LEARNING_RATE, verbose=2)
+    # every train-split query and title, no validation split: the last epoch is kept
+    stats = distil(teacher, student, train["query"], titles, settings, log=lambda m: log(f"  {m}"))
+    out["distil"] = dataclasses.asdict(stats)
     out["teacher"] = evaluate_intent_model(teacher, test, intents).to_dict()
     out["student"] = evaluate_intent_model(student, test, intents).to_dict()
     log(f"teacher {out['teacher']['intent_top1']:.4f} / {out['teacher']['title_recall_at_10']:.4f}; student "
@@ -268,7 +203,8 @@ def report(r) -> str:
            else "a short synthetic run trained by this script") + "). Student: the teacher's "
         f"embeddings, layers {list(STUDENT_LAYERS)} and heads, distilled for {r['distil_epochs']} epochs on "
         f"{r['n_train_queries']:,} train-split queries and their {r['n_titles']:,} distinct chosen titles (cosine to "
-        f"the teacher's embedding; KL to its intent and slot distributions on queries), Adam lr 1e-4, batch 64; "
+        f"the teacher's embedding; KL to its intent and slot distributions on queries), Adam lr "
+        f"{DISTIL_LEARNING_RATE:g}, batch {DISTIL_BATCH} (`tfrec distil intent`, tfrec.training.intent_distil); "
         f"teacher targets {d['targets_s']:.0f} s, distillation {d['train_s'] / 60:.1f} min. Whole benchmark "
         f"{r['total_s'] / 60:.1f} min.", "",
         "What the export does to keep latency low: batches are padded only to their longest query (at most "

@@ -19,8 +19,12 @@ With --user-state it measures instead what the live user-state store (`online.en
 search services, one reading an in-memory store restored from an event log of the requesting shoppers' logged events
 and one without, take turns request by request (section `search_user_state`).
 
+With --intent-student the model server serves a 3-layer student of the intent model (`tfrec distil intent`, layers
+[0, 2, 4], distilled and exported once, cached beside the other models) instead of MiniLM-L6 (section
+`search_load_intent_student`).
+
 Usage: python benchmarks/search_load.py [--duration 30] [--items 100000] [--user-state] [--no-write]
-                                       [--tf-threads INTRA,INTER]
+                                       [--tf-threads INTRA,INTER] [--intent-student]
 """
 
 from __future__ import annotations
@@ -94,6 +98,25 @@ def build(items: int, users: int, sessions: int) -> Path:
             "training.epochs": 1, "training.verbose": 2, "zero_shot_baseline": False, "run_dir": str(runs / "intent")})
         export_intent(train_intent(config, log=log).model, str(models), "intent")
     return base
+
+
+INTENT_STUDENT_LAYERS = [0, 2, 4]
+
+
+def intent_student(base: Path) -> Path:
+    """A models directory holding a 3-layer student of base's intent run (`tfrec distil intent`, 2 epochs), distilled
+    and exported once under base/models-student (cached like the other models)."""
+    models = base / "models-student"
+    if not (models / "intent" / "1").exists():
+        from tfrec.export.intent import export_intent
+        from tfrec.training.intent_distil import DistilConfig, distil_intent
+
+        log(f"distilling the query-understanding model into layers {INTENT_STUDENT_LAYERS} (2 epochs)")
+        run = distil_intent(str(base / "runs" / "intent"), str(base / "runs" / "intent_student"),
+                            DistilConfig(layers=INTENT_STUDENT_LAYERS, epochs=2, verbose=2), log=log)
+        log("\n" + run.format())
+        export_intent(run.model, str(models), "intent")
+    return models
 
 
 def start_search(argv, what: str):
@@ -245,12 +268,15 @@ def concurrent(path: SearchPath, concurrency: int, seconds: float) -> Measured:
                     result.errors, dict(path.degraded), result.qps)
 
 
-def model_server_for(models: Path, tf_threads: Optional[str] = None) -> ServerProcess:
-    """`tfrec serve` of the three models under `models`; `tf_threads` "INTRA,INTER" sizes its TensorFlow pools."""
+def model_server_for(models: Path, tf_threads: Optional[str] = None, intent_models: Optional[Path] = None
+                     ) -> ServerProcess:
+    """`tfrec serve` of the three models under `models` (the intent model under `intent_models` when given);
+    `tf_threads` "INTRA,INTER" sizes its TensorFlow pools."""
     config = models / "models.config"
+    bases = {"retrieval": models, "ranker": models, "intent": intent_models or models}
     config.write_text("model_config_list {\n" + "".join(
-        f'  config {{ name: "{n}" base_path: "{models / n}" model_platform: "tensorflow" }}\n'
-        for n in ("retrieval", "ranker", "intent")) + "}\n")
+        f'  config {{ name: "{n}" base_path: "{base / n}" model_platform: "tensorflow" }}\n'
+        for n, base in bases.items()) + "}\n")
     extra = []
     if tf_threads:
         intra, inter = (int(v) for v in tf_threads.split(","))
@@ -292,6 +318,9 @@ def main():
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")
     parser.add_argument("--tf-threads", metavar="INTRA,INTER",
                         help="the model server's TensorFlow thread pools (default: TensorFlow's, one per core)")
+    parser.add_argument("--intent-student", action="store_true",
+                        help=f"serve a distilled student of the intent model (layers {INTENT_STUDENT_LAYERS}) "
+                        "instead of MiniLM-L6 (section search_load_intent_student)")
     args = parser.parse_args()
 
     import numpy as np
@@ -308,7 +337,8 @@ def main():
             base = build(args.items, args.users, args.sessions)
         shop, models = base / "shop", base / "models"
         requests = logged_searches(shop)
-        model_server = model_server_for(models, args.tf_threads)
+        intent_models = intent_student(base) if args.intent_student else None
+        model_server = model_server_for(models, args.tf_threads, intent_models)
         processes = []
         try:
             paths = search_paths(shop, model_server, requests, [("search service", [])], processes)
@@ -331,18 +361,21 @@ def main():
     body = report(args, rows, stage_means, loads, t_build.seconds, total.seconds)
     print(body)
     if not args.no_write:
-        write_section("search_load", body)
+        write_section("search_load_intent_student" if args.intent_student else "search_load", body)
 
 
 def report(args, rows: List[Measured], stages, loads, build_s, total_s) -> str:
     base = rows[0].percentile(50)
+    intent = (f"a {len(INTENT_STUDENT_LAYERS)}-layer distilled MiniLM student (`tfrec distil intent`, layers "
+              f"{INTENT_STUDENT_LAYERS})" if args.intent_student else "MiniLM-L6")
     lines = [
-        "## Search service load: end-to-end Search latency and throughput",
+        "## Search service load: end-to-end Search latency and throughput"
+        + (", distilled query-understanding student" if args.intent_student else ""),
         f"Command: `{command_line()}` (git {git_revision()}). Machine: {machine()}; the model server, the search "
         f"services and the load generator share the 2 cores with other jobs (1-minute load average "
         f"{min(loads):.1f} to {max(loads):.1f} during the run).",
         f"Data: synthetic shop with {args.items:,} items ({args.users:,} users, {args.sessions:,} sessions); "
-        f"retrieval over the whole catalog in the graph (top {CANDIDATES}), DCN ranker, MiniLM-L6 query "
+        f"retrieval over the whole catalog in the graph (top {CANDIDATES}), DCN ranker, {intent} query "
         f"understanding, each a SavedModel on one `tfrec serve` process (TensorFlow thread pools "
         f"{'intra,inter = ' + args.tf_threads if args.tf_threads else 'at their defaults'}); a `tfrec serve-search` "
         f"process with configs/search.yaml (candidates {CANDIDATES}, k={K}, MMR, reasons; model timeouts and the "
@@ -383,7 +416,7 @@ def report(args, rows: List[Measured], stages, loads, build_s, total_s) -> str:
         f"{full.percentile(50) - lean.percentile(50):.1f} ms at p50 and {cpu(full) - cpu(lean):.1f} ms of CPU. "
         f"A Search takes {cpu(lean):.0f} ms of CPU across both processes ({cpu(full):.0f} ms with contributions), "
         f"so 2 cores saturate near {2000.0 / cpu(lean):.0f} QPS, which is why concurrency 8 queues. The model calls "
-        f"alone (MiniLM, the 100k-item top-k, the ranker over up to {CANDIDATES} candidates) take "
+        f"alone ({intent}, the 100k-item top-k, the ranker over up to {CANDIDATES} candidates) take "
         f"{bare.percentile(99):.0f} ms at p99 against the {TARGET_P99_MS:g} ms budget.")
     if stages:
         lines.append("Where a request's time goes (mean per stage as the service reports it in `timings_ms`, "

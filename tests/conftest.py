@@ -62,7 +62,8 @@ SLOW_FIRST = ("cli/test_demo.py", "training/test_intent_job.py", "server/search/
               "training/test_ranker_job.py", "tuning/test_retrieval_search.py", "tuning/test_ranker_search.py",
               "tuning/test_intent_search.py", "tuning/test_ctr_search.py", "cli/test_cli.py",
               "training/test_multi_worker.py", "training/test_retrieval_job.py", "online/test_online_update.py",
-              "export/test_ranker_regress.py", "export/test_ranker_export.py", "training/test_strategy_parity.py")
+              "export/test_ranker_regress.py", "export/test_ranker_export.py", "training/test_strategy_parity.py",
+              "training/test_intent_distil.py")
 
 
 def pytest_collection_modifyitems(config, items):

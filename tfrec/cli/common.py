@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 
-def add_config_arguments(parser, default: str) -> None:
+def add_config_arguments(parser, default: str, run_dir_help: str = "", example: str = "training.epochs=2") -> None:
+    """--config, --set (`example` in its help) and --run-dir; with `run_dir_help` --run-dir is required and described
+    by it (and is not a config override)."""
     parser.add_argument("--config", default=default, help=f"YAML config (default: {default})")
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set training.epochs=2 (repeatable; VALUE is YAML)",
+        help=f"override a config value, e.g. --set {example} (repeatable; VALUE is YAML)",
     )
-    parser.add_argument("--run-dir", help="where to write the run (overrides run_dir in the config)")
+    parser.add_argument("--run-dir", required=bool(run_dir_help),
+                        help=run_dir_help or "where to write the run (overrides run_dir in the config)")
 
 
 def config_overrides(args) -> dict:

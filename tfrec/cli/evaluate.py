@@ -29,6 +29,8 @@ def run_evaluate(args) -> int:
         return _evaluate_retrieval(args)
     if job == "ranker":
         return _evaluate_ranker(args)
+    if job == "intent":
+        return _evaluate_intent(args)
     from tfrec.export.loading import saved_model_predictor
     from tfrec.training.ctr_job import evaluate_run, load_run_config, predict, restore_ctr_run
 
@@ -40,6 +42,20 @@ def run_evaluate(args) -> int:
         predict_fn = lambda features: predict(model, features)  # noqa: E731
     report = evaluate_run(config, args.run, predict_fn, split=args.split)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format(f"{args.split} split"))
+    return 0
+
+
+def _evaluate_intent(args) -> int:
+    """The intent report (intent top-k, slot F1, title retrieval) of the run's checkpoint on a split."""
+    if args.saved_model:
+        raise ValueError("--saved-model is not supported for intent runs: the report needs the model's logits, "
+                         "which the export does not serve; evaluate the run's checkpoint")
+    from tfrec.training.intent_evaluation import evaluate_intent_model
+    from tfrec.training.intent_job import read_split, restore_intent_run
+
+    config, intents, model = restore_intent_run(args.run)
+    report = evaluate_intent_model(model, read_split(config, args.run, args.split), intents)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format(f"{args.run}, {args.split} split"))
     return 0
 
 

@@ -11,8 +11,8 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADir
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfrec.cli import (ab, data, demo, evaluate, export, online, online_update, price, query, search, serve, train,
-                           tune)
+    from tfrec.cli import (ab, data, demo, distil, evaluate, export, online, online_update, price, query, search, serve,
+                           train, tune)
 
     parser = argparse.ArgumentParser(
         prog="tfrec",
@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (data, train, tune, evaluate, export, query, serve, search, online, online_update, ab, price, demo):
+    for module in (data, train, tune, distil, evaluate, export, query, serve, search, online, online_update, ab, price,
+                   demo):
         module.register(commands)
     return parser
 

@@ -24,10 +24,12 @@ import numpy as np
 import tensorflow as tf
 from tfrec._tfrs import tfrs
 
+from tfrec.config import ConfigError
 from tfrec.layers.cosine_classifier import CosineClassifier
 from tfrec.layers.regularizers import replicas_in_sync
 from tfrec.models.replica_losses import gather_local_first, global_sum, replica_masked_mean
 from tfrec.models.train_step import regularization_loss, scale_loss, unscale_gradients
+from tfrec.text.bert_checkpoint import check_layer_selection, declared_layer_count
 from tfrec.text.slots import BIO_TAGS
 
 QUERY, INTENT, SLOT_TAGS, TITLE = "query", "intent", "slot_tags", "title"
@@ -54,6 +56,9 @@ class IntentModelConfig:
     checkpoint_sha256: Optional[str] = None  # verified before loading when set
     max_length: int = 32  # wordpieces per query, [CLS] and [SEP] included; batches are padded to their longest
     trainable_layers: int = -1  # top transformer layers fine-tuned; -1 all, 0 heads only
+    # checkpoint layers the encoder keeps, e.g. [0, 2, 4] (distinct, ascending; see tfrec.training.intent_distil);
+    # null keeps them all
+    encoder_layers: Optional[List[int]] = None
     dropout: float = 0.1
     intent_hidden_units: List[int] = dataclasses.field(default_factory=list)  # MLP before the intent prototypes
     intent_temperature: float = 0.05
@@ -80,6 +85,18 @@ class IntentModelConfig:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if any(u < 1 for u in self.intent_hidden_units + self.slot_hidden_units):
             raise ValueError("hidden units must be >= 1")
+        if self.encoder_layers is not None:
+            self._check_encoder_layers()
+
+    def _check_encoder_layers(self) -> None:
+        count = declared_layer_count(self.checkpoint)
+        try:  # an unreadable checkpoint is only range-checked when it is loaded
+            check_layer_selection(self.encoder_layers, count if count is not None else max(self.encoder_layers) + 1)
+        except ValueError as exc:
+            raise ConfigError(str(exc), path="encoder_layers") from None
+        if self.trainable_layers > len(self.encoder_layers):
+            raise ConfigError(f"must be -1 (all) or at most the {len(self.encoder_layers)} layers of encoder_layers, "
+                              f"got {self.trainable_layers}", path="trainable_layers")
 
 
 def _mlp(units: Sequence[int], dropout: float, name: str) -> List[tf.keras.layers.Layer]:

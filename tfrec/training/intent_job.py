@@ -69,11 +69,12 @@ def _parse_spec(max_length: int) -> Dict[str, tf.io.FixedLenFeature]:
 
 
 def build_intent_model(config: IntentModelConfig, intents: List[str], init_prototypes: bool = True):
-    """The model with a fresh head on the configured checkpoint; intent prototypes start at the class names'
-    embeddings (the last level of a category path, which is what shoppers type)."""
+    """The model with a fresh head on the configured checkpoint (only its `encoder_layers` when set); intent
+    prototypes start at the class names' embeddings (the last level of a category path, which is what shoppers
+    type)."""
     checkpoint = resolve_checkpoint(config.checkpoint, config.checkpoint_sha256)
     encoder = BertEncoder(checkpoint, max_length=config.max_length, trainable_layers=config.trainable_layers,
-                          dropout=config.dropout, name="bert_encoder")
+                          dropout=config.dropout, layers=config.encoder_layers, name="bert_encoder")
     prototypes = None
     if init_prototypes:
         names = [name.split(" > ")[-1] for name in intents]
