@@ -6,7 +6,7 @@ import tensorflow as tf
 import tfrec  # noqa: F401
 from tfrec.layers.hashed_linear import HashedLinear
 from tfrec.layers.price_fit import PriceLimitFit
-from tfrec.layers.token_match import TokenMatch
+from tfrec.layers.token_match import WORD_SPACE, TokenMatch, dense_words
 
 
 def _encoded():
@@ -62,6 +62,20 @@ def test_token_match_counts_words_case_insensitively():
     assert out["query~brand"]["tokens"].to_list() == [[b"1/1"], [b"na"], [b"na"]]
     assert out["query~title"]["tokens"].to_list() == [[b"2/3"], [b"na"], [b"1/2"]]
     assert TokenMatch.from_config(layer.get_config()).pairs == layer.pairs
+
+
+def test_dense_words_are_the_fingerprints_of_each_rows_first_words_padded_with_missing():
+    rows = ["Red  RED-shoe!", "", "a b c d", "Ünï 42", "a b c d"]
+    got = dense_words(tf.constant(rows), max_tokens=3).numpy()
+
+    def fingerprint(word):
+        return int(tf.strings.to_hash_bucket_fast(word, WORD_SPACE))
+
+    pad = fingerprint("<missing>")
+    want = [["red", "red", "shoe"], [], ["a", "b", "c"], ["ünï", "42"], ["a", "b", "c"]]
+    assert got.tolist() == [[fingerprint(w) for w in words] + [pad] * (3 - len(words)) for words in want]
+    assert dense_words(tf.constant(["", " "]), max_tokens=3).numpy().tolist() == [[pad], [pad]]
+    assert dense_words(tf.constant([], tf.string)).shape == (0, 0)
 
 
 def test_price_limit_fit_tokens():

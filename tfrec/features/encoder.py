@@ -21,6 +21,9 @@ from tfrec.features.stats import FeatureStats, FittedFeatures
 from tfrec.features.tokens import OOV, bucket_ids, bucket_tokens, numeric_values, raw_tokens
 
 
+DEDUPLICATED_KINDS = ("text", "path", "sequence")  # tokenised per distinct value (see FeatureEncoder.call)
+
+
 class FeatureEncoder(tf.keras.layers.Layer):
     """Encodes a dict of raw feature tensors (one batch vector per feature) as described in the module docstring."""
 
@@ -81,17 +84,21 @@ class FeatureEncoder(tf.keras.layers.Layer):
                     x = (x - stats.mean) / stats.std
                 encoded["value"] = tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)
             else:
-                # Each distinct value is tokenised and looked up once: a ranker request repeats the query and the
-                # user's values on all its candidate rows, and items share brands, colours and categories (a
-                # 500-row request's encoding: 0.5x the CPU). Identical tokens and ids by construction.
-                distinct, rows = tf.unique(values)
-                tokens = raw_tokens(distinct, feature)
+                # Text, paths and sequences are tokenised once per distinct value: a ranker request repeats the
+                # query on all its candidate rows, and items share categories. (A categorical value is one lookup:
+                # deduplicating it would cost more ops than it saves.) Identical tokens and ids by construction.
+                rows = None
+                if feature.kind in DEDUPLICATED_KINDS:
+                    values, rows = tf.unique(values)
+                tokens = raw_tokens(values, feature)
                 if feature.uses_vocabulary:
                     ids = tf.ragged.map_flat_values(self._lookups[feature.name], tokens)
                     tokens = tf.ragged.map_flat_values(lambda t, i: tf.where(i > 0, t, OOV), tokens, ids)
                 else:
                     ids = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, tokens, feature.hash_bins)
-                encoded["tokens"], encoded["ids"] = gather_rows([tokens, ids], rows)
+                if rows is not None:
+                    tokens, ids = gather_rows([tokens, ids], rows)
+                encoded["tokens"], encoded["ids"] = tokens, ids
             out[feature.name] = encoded
         return out
 

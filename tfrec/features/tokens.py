@@ -68,11 +68,15 @@ def path_tokens(values: tf.Tensor, separator: str = ">", max_depth: int = 16) ->
     return _fill_missing(tf.RaggedTensor.from_row_splits(prefixes, prefix_splits, validate=False))
 
 
+def words_only(values: tf.Tensor) -> tf.Tensor:
+    """Lower-cased text with every run of non-letters/digits replaced by one space (what text tokens split)."""
+    return tf.strings.regex_replace(tf.strings.lower(values, encoding="utf-8"), _NON_WORD, " ")
+
+
 def text_tokens(values: tf.Tensor, max_tokens: int = 16, char_ngrams: int = 0) -> tf.RaggedTensor:
     """Lower-cased word tokens (letters and digits, Unicode-aware), at most `max_tokens` words per row, each word
     followed by its character n-grams when `char_ngrams` > 0 ('#' marks word edges: 'drill' → '#dr', 'dri', ...)."""
-    cleaned = tf.strings.regex_replace(tf.strings.lower(values, encoding="utf-8"), _NON_WORD, " ")
-    words = tf.strings.split(tf.strings.strip(cleaned))[:, :max_tokens]
+    words = tf.strings.split(tf.strings.strip(words_only(values)))[:, :max_tokens]
     if char_ngrams:
         chars = tf.strings.unicode_split(tf.strings.join(["#", words.flat_values, "#"]), "UTF-8")
         grams = tf.strings.ngrams(chars, char_ngrams, separator="")  # [n_words, None]; short words give none

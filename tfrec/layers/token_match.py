@@ -11,8 +11,8 @@ from typing import Dict, Sequence
 
 import tensorflow as tf
 
-from tfrec.features.ragged_rows import dense_rows
-from tfrec.features.tokens import MISSING, text_tokens
+from tfrec.features.ragged_rows import dense_rows, row_ids
+from tfrec.features.tokens import MISSING, words_only
 
 MAX_COUNT = 3
 
@@ -25,12 +25,22 @@ def _missing_id() -> tf.Tensor:
 
 
 def dense_words(values: tf.Tensor, max_tokens: int = 16) -> tf.Tensor:
-    """Fingerprints of the lower-cased words of each row [batch, words] (the tokenizer of text features), padded
-    with MISSING's. Each distinct value is tokenised once (the query repeats on every candidate row)."""
+    """Fingerprints of the lower-cased words of each row [batch, words] (the words of text features' tokenizer,
+    `text_tokens`), padded with MISSING's. Each distinct value is tokenised once (the query repeats on every
+    candidate row), and the words are scattered straight into the dense matrix: a fifth of the ops of going
+    through ragged slicing and `to_tensor`."""
     distinct, rows = tf.unique(_strings(tf.reshape(values, [-1])))
-    words = text_tokens(distinct, max_tokens)
-    ids = tf.ragged.map_flat_values(tf.strings.to_hash_bucket_fast, words, WORD_SPACE)
-    return tf.gather(ids.to_tensor(default_value=_missing_id()), rows)
+    words = tf.strings.split(tf.strings.strip(words_only(distinct)))
+    splits = tf.cast(words.row_splits, tf.int64)
+    word_rows = row_ids(splits)
+    column = tf.range(splits[-1]) - tf.gather(splits, word_rows)
+    kept = tf.where(column < max_tokens)
+    width = tf.minimum(tf.reduce_max(tf.concat([tf.maximum(splits[1:] - splits[:-1], 1), [0]], 0)), max_tokens)
+    dense = tf.tensor_scatter_nd_update(
+        tf.fill(tf.stack([tf.shape(distinct, out_type=tf.int64)[0], width]), _missing_id()),
+        tf.concat([tf.gather(word_rows, kept), tf.gather(column, kept)], 1),
+        tf.strings.to_hash_bucket_fast(tf.gather_nd(words.flat_values, kept), WORD_SPACE))
+    return tf.gather(dense, rows)
 
 
 def match_counts_of_words(q_dense: tf.Tensor, f_dense: tf.Tensor) -> tuple:
