@@ -23,7 +23,8 @@ BENCHMARKS = [  # every script in benchmarks/ that writes a section
     "ab_pricing.py",
 ]
 
-HELPERS = {"__init__.py", "common.py", "run_all.py", "search_user_state.py"}  # the last: search_load.py --user-state
+HELPERS = {"__init__.py", "common.py", "run_all.py", "search_user_state.py",  # search_load.py --user-state
+           "search_load_report.py"}  # search_load.py's section
 
 if __name__ == "__main__":
     unlisted = sorted({f for f in os.listdir(HERE) if f.endswith(".py")} - HELPERS - {b.split()[0] for b in BENCHMARKS})

@@ -39,6 +39,17 @@ class ModelsConfig:
     ranker: Optional[ModelEndpoint] = dataclasses.field(default_factory=lambda: _endpoint("ranker"))
     intent: Optional[ModelEndpoint] = dataclasses.field(default_factory=lambda: _endpoint("intent"))
     ranker_head: str = "click"  # the ranker head whose `<head>_logit` (or `<head>_probability`) ranks
+    # The candidates are scored in up to this many concurrent ranker calls (rows split evenly, at least
+    # ranker_min_rows_per_call each): at concurrency 1 the model server runs them on separate cores.
+    ranker_parallel_calls: int = 1
+    ranker_min_rows_per_call: int = 64
+
+    def validate(self) -> None:
+        if self.ranker_parallel_calls < 1:
+            raise ConfigError(f"must be >= 1 (1: one call), got {self.ranker_parallel_calls}",
+                              path="ranker_parallel_calls")
+        if self.ranker_min_rows_per_call < 1:
+            raise ConfigError(f"must be >= 1, got {self.ranker_min_rows_per_call}", path="ranker_min_rows_per_call")
 
 
 @dataclasses.dataclass

@@ -137,16 +137,17 @@ class SearchPipeline:
 
     def _understand(self, query: str, deadline: float, label: Optional[str]
                     ) -> Tuple[Optional[dict], Optional[ModelUnavailable], float]:
+        """(parsed outputs or None, the failure or None, the call's own milliseconds)."""
         start = time.perf_counter()
         caller = self.callers["intent"]
         try:
             outputs, version = caller.predict({"query": [query.encode("utf-8")]}, self._timeout(caller, deadline),
                                               label)
         except ModelUnavailable as exc:
-            return None, exc, start
+            return None, exc, (time.perf_counter() - start) * 1000.0
         parsed = {name: _plain(outputs[name].reshape(-1)[0]) for name in outputs}
         parsed["version"] = version
-        return parsed, None, start
+        return parsed, None, (time.perf_counter() - start) * 1000.0
 
     def _retrieve(self, values: dict, deadline: float, result: SearchResult, run: "_Run"
                   ) -> Tuple[np.ndarray, np.ndarray]:
@@ -174,7 +175,7 @@ class SearchPipeline:
         try:
             dtypes = caller.input_dtypes(label)
             inputs, _ = model_inputs(dtypes, values, self.catalog, rows)
-            outputs, version = caller.predict(inputs, self._timeout(caller, deadline), label)
+            outputs, version = self._rank_calls(caller, inputs, len(rows), self._timeout(caller, deadline), label)
             logits = head_logit(outputs, self.config.models.ranker_head)
         except ModelUnavailable as exc:
             result.degrade("ranker", exc.status, f"ranker {caller.name!r} unavailable ({exc.message}): "
@@ -189,6 +190,25 @@ class SearchPipeline:
             result.degrade("calibration", "FAILED_PRECONDITION", f"calibration was fitted on {cal.model} "
                            f"v{cal.version}, the answer came from {caller.name} v{version}: probabilities may be off")
         return logits, inputs, dtypes
+
+    def _rank_calls(self, caller: ModelCaller, inputs: dict, n: int, timeout_s: float, label: Optional[str]):
+        """The ranker's outputs for all `n` rows, from `models.ranker_parallel_calls` concurrent calls over row
+        slices (one call for few rows). Every slice must come from the same version (a hot swap between them would
+        mix two models' scores): otherwise ModelUnavailable(ABORTED)."""
+        models = self.config.models
+        calls = max(1, min(models.ranker_parallel_calls, n // models.ranker_min_rows_per_call))
+        if calls == 1:
+            return caller.predict(inputs, timeout_s, label)
+        bounds = np.linspace(0, n, calls + 1).astype(int)
+        pending = [self._executor.submit(caller.predict, {name: values[a:b] for name, values in inputs.items()},
+                                         timeout_s, label) for a, b in zip(bounds[:-1], bounds[1:])]
+        answers = [p.result() for p in pending]
+        versions = sorted({version for _, version in answers})
+        if len(versions) > 1:
+            raise ModelUnavailable(caller.name, "ABORTED", f"its {calls} calls for this request were answered by "
+                                   f"versions {versions} (a new version was swapped in between them)")
+        outputs = {name: np.concatenate([out[name] for out, _ in answers], axis=0) for name in answers[0][0]}
+        return outputs, versions[0]
 
     def _explain(self, inputs, dtypes, logits: np.ndarray, deadline: float, result: SearchResult,
                  label: Optional[str]):
@@ -282,8 +302,8 @@ class SearchPipeline:
             return []
         parsed, failure = None, None
         if pending is not None:
-            parsed, failure, started = pending.result()
-            _stopwatch(result.timings_ms, "understand", started)
+            parsed, failure, took_ms = pending.result()
+            result.timings_ms["understand"] = round(took_ms, 3)  # its own call, which ran beside retrieval
         if parsed is None:
             if failure is not None:
                 result.degrade("intent", failure.status, f"intent model unavailable ({failure.message}): searching "
