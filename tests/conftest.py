@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from built_once import built_once  # noqa: E402
+from demo_run import DemoRun, demo_run_at, run_demo  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # A small but dense shop: every user has enough requests for user×category/brand weights to be learnable.
@@ -53,17 +54,25 @@ def ctr_run(tmp_path_factory) -> CTRRunDir:
     return CTRRunDir(base / "run", base / "shop", (base / "output.txt").read_text())
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """One `tfrec demo --preset tiny` run (tests/demo_run.py), shared by tests/cli/test_demo.py and the search tests
+    under tests/server/search, which serve its shop's models; none of them changes its files."""
+    return demo_run_at(built_once(tmp_path_factory, "demo", run_demo))
+
+
 # `make test` runs the suite on two pytest-xdist workers with --dist loadfile: the tests of a file run on one
 # worker, so a module-scoped fixture is built once; session fixtures shared by several files use `built_once`.
 # The slowest files (measured with --durations) start first, so that neither worker is left with a long file at the
 # end; make test passes --no-loadscope-reorder, which keeps this order (xdist's default runs files with more tests
-# first, which put the one-test demo last). The search files share one fixture: their first file starts early.
-SLOW_FIRST = ("cli/test_demo.py", "training/test_intent_job.py", "server/search/test_search_service.py",
-              "training/test_ranker_job.py", "tuning/test_retrieval_search.py", "tuning/test_ranker_search.py",
-              "tuning/test_intent_search.py", "tuning/test_ctr_search.py", "cli/test_cli.py",
-              "training/test_multi_worker.py", "training/test_retrieval_job.py", "online/test_online_update.py",
-              "export/test_ranker_regress.py", "export/test_ranker_export.py", "training/test_strategy_parity.py",
-              "training/test_intent_distil.py")
+# first, which put the one-test demo last). Each worker starts with two files: test_search_service.py follows the demo
+# on the same worker, as it waits for the demo run it shares (`demo_run`); the other search files come later.
+SLOW_FIRST = ("cli/test_demo.py", "training/test_ranker_job.py", "server/search/test_search_service.py",
+              "training/test_intent_job.py", "tuning/test_ctr_search.py", "cli/test_cli.py",
+              "training/test_multi_worker.py", "online/test_online_update.py", "tuning/test_retrieval_search.py",
+              "tuning/test_ranker_search.py", "tuning/test_intent_search.py", "training/test_retrieval_job.py",
+              "training/test_intent_distil.py", "models/test_two_tower.py", "export/test_ranker_regress.py",
+              "export/test_ranker_export.py", "training/test_strategy_parity.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,26 +1,16 @@
 """`tfrec demo` (what `make demo` runs) end to end on the tiny preset: every stage runs, every model is exported, the
 ranker is calibrated through the model server, and the newest logged requests are replayed as Search and Recommend
-calls to the search service over gRPC, each answer printed with its reasons. The query model is fine-tuned from the
-small random BERT stand-in here (TFREC_BERT_PACKAGE=none), not MiniLM: the MiniLM path has its own tests
-(tests/training/test_intent_job.py, tests/text), and fine-tuning and serving it would double this test's time."""
+calls to the search service over gRPC, each answer printed with its reasons. The run is the session's shared one
+(tests/demo_run.py: 2 epochs, the search tests serve its models); its query model is fine-tuned from the small random
+BERT stand-in, not MiniLM: the MiniLM path has its own tests (tests/training/test_intent_job.py, tests/text), and
+fine-tuning and serving it would double this test's time."""
 
 import json
 import re
-from pathlib import Path
-
-from tfrec.cli.main import main
-
-REPO = Path(__file__).resolve().parents[2]
 
 
-def test_demo_runs_every_stage_and_serves_search_and_recommend(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(REPO)  # the demo's default configs are repository-relative, as in `make demo`
-    monkeypatch.setenv("TFREC_BERT_PACKAGE", "none")
-    out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--preset", "tiny", "--epochs", "1", "--requests", "1",
-            "--intent-queries", "200"]
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
+def test_demo_runs_every_stage_and_serves_search_and_recommend(demo_run):
+    out, printed = demo_run.out, demo_run.printed
     for stage in range(1, 13):
         assert f"=== {stage}. " in printed
     for model in ("ctr", "retrieval", "retrieval_query_tower", "retrieval_candidate_tower", "intent", "ranker"):

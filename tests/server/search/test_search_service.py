@@ -11,7 +11,7 @@ from tfrec.data.dataset_io import load_dataset
 from tfrec.data.synthetic.ground_truth import GroundTruth
 from tfrec.server.search import make_filter
 
-from search_models import RunningSearch, search_config
+from search_models import CATALOG_SIZE, RunningSearch, search_config
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_search_end_to_end_beats_random_items_on_true_click_probability(service,
                 assert all(item.category == f.values[0] for item in response.items)
         assert not response.degraded, response.degradations
         assert set(response.model_versions) == {"retrieval", "ranker", "intent"}
-        assert response.parsed_query.understood and response.candidates_retrieved == 300
+        assert response.parsed_query.understood and response.candidates_retrieved == CATALOG_SIZE
         assert {"understand", "retrieve", "filter", "rank", "calibrate", "diversify", "explain", "total"} <= set(
             response.timings_ms)
         for item in response.items:
@@ -130,7 +130,7 @@ def test_parsed_price_limit_filters_or_is_reported_relaxed(service, shop):
 
 def test_mmr_below_one_reorders_for_diversity(service, shop):
     dataset, _ = shop
-    user = logged_requests(dataset, searches=False, n=1)[0][1]  # no query filters: all 300 candidates to pick from
+    user = logged_requests(dataset, searches=False, n=1)[0][1]  # no query filters: every candidate to pick from
     ranked = service.client.recommend(user, k=10, mmr_lambda=1.0).items
     diverse = service.client.recommend(user, k=10, mmr_lambda=0.2).items
     scores = [item.score for item in ranked]
