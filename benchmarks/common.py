@@ -47,6 +47,25 @@ def machine() -> str:
     )
 
 
+def speed_probe(rounds: int = 5) -> float:
+    """Milliseconds of CPU for a fixed workload (a Python loop and small float32 matmuls), the best of
+    `rounds`: this VM's speed changes by up to 2x over hours with no CPU steal reported, so runs measured at
+    different times are compared through it."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((96, 96)).astype(np.float32)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        total = 0
+        for i in range(400_000):
+            total += i % 7
+        for _ in range(1500):
+            a = np.tanh(a @ a.T * 0.01)
+        best = min(best, time.process_time() - start)
+    return best * 1000.0
+
+
 def git_revision() -> str:
     try:
         return subprocess.run(

@@ -44,7 +44,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from benchmarks.common import REPO, Timer, write_section  # noqa: E402
+from benchmarks.common import REPO, Timer, speed_probe, write_section  # noqa: E402
 from benchmarks.search_load_report import (CANDIDATES, INTENT_STUDENT_LAYERS, K, WITH_CONTRIBUTIONS,  # noqa: E402
                                            report)
 from benchmarks.serving_load import ServerProcess, run_load  # noqa: E402
@@ -334,6 +334,7 @@ def main():
 
         return run_user_state(args)
     loads = [os.getloadavg()[0]]
+    probes = [speed_probe()]
     with Timer() as total:
         with Timer() as t_build:
             base = build(args.items, args.users, args.sessions)
@@ -363,7 +364,8 @@ def main():
             hop_client.close()
         finally:
             stop_all(processes, model_server)
-    body = report(args, rows, stage_means, loads, t_build.seconds, total.seconds)
+    probes.append(speed_probe())
+    body = report(args, rows, stage_means, loads, t_build.seconds, total.seconds, probes)
     print(body)
     if not args.no_write:
         write_section("search_load_intent_student" if args.intent_student else "search_load", body)

@@ -12,7 +12,7 @@ INTENT_STUDENT_LAYERS = [0, 2, 4]
 WITH_CONTRIBUTIONS = "search service, contributions asked for (explain=true)"
 
 
-def report(args, rows: List, stages, loads, build_s, total_s) -> str:
+def report(args, rows: List, stages, loads, build_s, total_s, probes=()) -> str:
     base = rows[0].percentile(50)
     intent = (f"a {len(INTENT_STUDENT_LAYERS)}-layer distilled MiniLM student (`tfrec distil intent`, layers "
               f"{INTENT_STUDENT_LAYERS})" if args.intent_student else "MiniLM-L6")
@@ -21,7 +21,9 @@ def report(args, rows: List, stages, loads, build_s, total_s) -> str:
         + (", distilled query-understanding student" if args.intent_student else ""),
         f"Command: `{command_line()}` (git {git_revision()}). Machine: {machine()}; the model server, the search "
         f"services and the load generator share the 2 cores with other jobs (1-minute load average "
-        f"{min(loads):.1f} to {max(loads):.1f} during the run).",
+        f"{min(loads):.1f} to {max(loads):.1f} during the run)"
+        + (f"; speed probe (`benchmarks/common.py::speed_probe`, CPU ms of a fixed workload, lower = faster VM) "
+           f"{probes[0]:.0f} before and {probes[-1]:.0f} after the run." if probes else "."),
         f"Data: synthetic shop with {args.items:,} items ({args.users:,} users, {args.sessions:,} sessions); "
         f"retrieval over the whole catalog in the graph (top {CANDIDATES}), DCN ranker, {intent} query "
         f"understanding, each a SavedModel on one `tfrec serve` process (TensorFlow thread pools "
