@@ -19,6 +19,7 @@ BENCHMARKS = [  # every script in benchmarks/ that writes a section
     "serving_load.py",
     "search_load.py",
     "search_load.py --user-state",
+    "search_load.py --intent-student --tf-threads 1,2 --compare-set models.ranker_parallel_calls=2",
     "online_ingest.py",
     "ab_pricing.py",
 ]
