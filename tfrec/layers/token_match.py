@@ -13,11 +13,12 @@ import tensorflow as tf
 
 from tfrec.features.ragged_rows import dense_rows, row_ids
 from tfrec.features.tokens import MISSING, words_only
+from tfrec.layers.hashed_linear import FINGERPRINT_SPACE
 
 MAX_COUNT = 3
 
 
-WORD_SPACE = 1 << 62  # words are compared by 62-bit fingerprint: integer compares cost far less than string ones
+WORD_SPACE = FINGERPRINT_SPACE  # words are compared by 62-bit fingerprint: integer compares cost far less than strings
 
 
 def _missing_id() -> tf.Tensor:
