@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -37,3 +38,13 @@ def test_parse(query, lo, hi):
 def test_batch_shapes_follow_input():
     lo, hi = parse_price_limits(tf.constant([["under 5", "x"]]))
     assert lo.shape == (2,) and hi.shape == (2,)
+
+
+def test_a_batch_with_repeated_queries_gets_each_rows_own_limits():
+    """Distinct queries are parsed once and gathered back: every row must still get its own query's limits."""
+    queries = [q for q, _, _ in CASES]
+    batch = [queries[i] for i in (3, 0, 3, 8, 2, 0, 11, 3, 2)] * 20
+    lo, hi = (t.numpy() for t in parse_price_limits(tf.constant(batch)))
+    want = {q: (float("nan") if a is None else a, float("nan") if b is None else b) for q, a, b in CASES}
+    expected = np.array([want[q] for q in batch], dtype=np.float32)
+    np.testing.assert_allclose(np.stack([lo, hi], axis=1), expected, rtol=1e-6)

@@ -25,14 +25,18 @@ def _extract(text: tf.Tensor, pattern: str, group: int) -> tf.Tensor:
 
 
 def parse_price_limits(queries: tf.Tensor) -> tuple:
-    """(price_min, price_max) float32 tensors for a batch of queries; NaN where the query sets no such limit."""
-    text = tf.strings.lower(tf.reshape(queries, [-1]), encoding="utf-8")
-    between_lo = tf.where(
-        tf.math.is_nan(_extract(text, _BETWEEN, 1)), _extract(text, _BETWEEN, 3), _extract(text, _BETWEEN, 1)
-    )
-    between_hi = tf.where(
-        tf.math.is_nan(_extract(text, _BETWEEN, 2)), _extract(text, _BETWEEN, 4), _extract(text, _BETWEEN, 2)
-    )
+    """(price_min, price_max) float32 tensors for a batch of queries; NaN where the query sets no such limit.
+    Each distinct query is parsed once: a ranker request repeats its query on every candidate row."""
+    distinct, row_of = tf.unique(tf.reshape(queries, [-1]))
+    price_min, price_max = _parse_distinct(distinct)
+    return tf.gather(price_min, row_of), tf.gather(price_max, row_of)
+
+
+def _parse_distinct(queries: tf.Tensor) -> tuple:
+    text = tf.strings.lower(queries, encoding="utf-8")
+    between = {group: _extract(text, _BETWEEN, group) for group in (1, 2, 3, 4)}
+    between_lo = tf.where(tf.math.is_nan(between[1]), between[3], between[1])
+    between_hi = tf.where(tf.math.is_nan(between[2]), between[4], between[2])
     upper = _extract(text, r"\b" + _MAX_WORDS + r"\s*" + _NUM, 1)
     lower = _extract(text, r"\b" + _MIN_WORDS + r"\s*" + _NUM, 1)
     price_min = tf.where(tf.math.is_nan(between_lo), lower, between_lo)
