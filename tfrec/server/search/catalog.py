@@ -37,6 +37,10 @@ class Catalog:
         self.row_of = {item: i for i, item in enumerate(self.item_ids.tolist())}
         if len(self.row_of) != len(self.item_ids):
             raise ValueError(f"{source}: item ids are not unique")
+        # Ids sorted as fixed-width strings: a request's few hundred ids are found with one searchsorted.
+        ids = np.array([str(i) for i in self.item_ids.tolist()], dtype=str)
+        self._id_order = np.argsort(ids, kind="stable")
+        self._sorted_ids = ids[self._id_order]
         self.attribute_names = sorted(items.attributes)
         self.in_stock = self._stock(items)
         self.user_attributes: Dict[str, Dict[str, str]] = {}
@@ -47,6 +51,8 @@ class Catalog:
         self._encoded: Dict[str, np.ndarray] = {}
         self._lower: Dict[str, np.ndarray] = {}
         self._levels: Optional[List[List[str]]] = None
+        self._prefixes: Dict[int, np.ndarray] = {}
+        self._leaf: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -91,10 +97,28 @@ class Catalog:
                             for c in self.columns["category"].tolist()]
         return self._levels
 
+    def category_prefix(self, depth: int) -> np.ndarray:
+        """Each item's first `depth` lower-cased category levels joined by ">" ('' when its path is shallower;
+        cached per depth), so a category filter is one comparison over the candidates."""
+        if depth not in self._prefixes:
+            self._prefixes[depth] = np.array([">".join(levels[:depth]) if len(levels) >= depth else ""
+                                              for levels in self.category_levels()], dtype=object)
+        return self._prefixes[depth]
+
+    def category_leaf(self) -> np.ndarray:
+        """Each item's lower-cased last category level ('' without a category; cached)."""
+        if self._leaf is None:
+            self._leaf = np.array([levels[-1] if levels else "" for levels in self.category_levels()], dtype=object)
+        return self._leaf
+
     def rows(self, item_ids: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
         """(rows, known): the catalog row of each id (-1 for ids not in the catalog) and which ids are known."""
-        rows = np.fromiter((self.row_of.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
-        return rows, rows >= 0
+        if len(item_ids) == 0 or len(self._sorted_ids) == 0:
+            return np.full(len(item_ids), -1, dtype=np.int64), np.zeros(len(item_ids), dtype=bool)
+        wanted = np.asarray(item_ids, dtype=str)
+        at = np.minimum(np.searchsorted(self._sorted_ids, wanted), len(self._sorted_ids) - 1)
+        known = self._sorted_ids[at] == wanted
+        return np.where(known, self._id_order[at], -1).astype(np.int64), known
 
     def item(self, row: int) -> Dict[str, object]:
         """One item's columns as plain values."""

@@ -107,12 +107,14 @@ def _finite(value) -> Optional[float]:
 
 
 def _category_mask(catalog: Catalog, rows: np.ndarray, values: Tuple[str, ...]) -> np.ndarray:
-    wanted = [[level.strip().lower() for level in v.split(">") if level.strip()] for v in values]
-    levels = catalog.category_levels()
     keep = np.zeros(len(rows), dtype=bool)
-    for j, row in enumerate(rows.tolist()):
-        item = levels[row]
-        keep[j] = any(item[: len(w)] == w or (len(w) == 1 and item and item[-1] == w[0]) for w in wanted if w)
+    for value in values:
+        wanted = [level.strip().lower() for level in value.split(">") if level.strip()]
+        if not wanted:
+            continue
+        keep |= catalog.category_prefix(len(wanted))[rows] == ">".join(wanted)
+        if len(wanted) == 1:  # a leaf name anywhere in the tree
+            keep |= catalog.category_leaf()[rows] == wanted[0]
     return keep
 
 
