@@ -35,6 +35,9 @@ def test_rows_match_a_dict_lookup_for_known_unknown_and_repeated_ids(random_cata
     expected = [random_catalog.row_of.get(i, -1) for i in asked]
     assert rows.tolist() == expected
     assert known.tolist() == [r >= 0 for r in expected]
+    as_bytes = np.array([i.encode("utf-8") for i in asked], dtype="S")  # what a model's string output gives
+    bytes_rows, bytes_known = random_catalog.rows(as_bytes)
+    assert bytes_rows.tolist() == expected and bytes_known.tolist() == known.tolist()
     empty_rows, empty_known = random_catalog.rows([])
     assert empty_rows.shape == (0,) and empty_known.shape == (0,)
 

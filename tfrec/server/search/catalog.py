@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -37,10 +37,14 @@ class Catalog:
         self.row_of = {item: i for i, item in enumerate(self.item_ids.tolist())}
         if len(self.row_of) != len(self.item_ids):
             raise ValueError(f"{source}: item ids are not unique")
-        # Ids sorted as fixed-width strings: a request's few hundred ids are found with one searchsorted.
-        ids = np.array([str(i) for i in self.item_ids.tolist()], dtype=str)
-        self._id_order = np.argsort(ids, kind="stable")
-        self._sorted_ids = ids[self._id_order]
+        # Ids sorted as fixed-width strings (and as UTF-8 bytes, what models answer with): a request's few hundred
+        # ids are found with one searchsorted.
+        self._sorted = {}
+        for kind, ids in (("U", [str(i) for i in self.item_ids.tolist()]),
+                          ("S", [str(i).encode("utf-8") for i in self.item_ids.tolist()])):
+            array = np.array(ids, dtype=kind)
+            order = np.argsort(array, kind="stable")
+            self._sorted[kind] = (array[order], order)
         self.attribute_names = sorted(items.attributes)
         self.in_stock = self._stock(items)
         self.user_attributes: Dict[str, Dict[str, str]] = {}
@@ -111,14 +115,17 @@ class Catalog:
             self._leaf = np.array([levels[-1] if levels else "" for levels in self.category_levels()], dtype=object)
         return self._leaf
 
-    def rows(self, item_ids: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
-        """(rows, known): the catalog row of each id (-1 for ids not in the catalog) and which ids are known."""
-        if len(item_ids) == 0 or len(self._sorted_ids) == 0:
+    def rows(self, item_ids) -> Tuple[np.ndarray, np.ndarray]:
+        """(rows, known): the catalog row of each id (-1 for ids not in the catalog) and which ids are known. Ids are
+        strings, or a bytes array (dtype "S", UTF-8) as a model's string output decodes to."""
+        is_bytes = isinstance(item_ids, np.ndarray) and item_ids.dtype.kind == "S"
+        sorted_ids, order = self._sorted["S" if is_bytes else "U"]
+        if len(item_ids) == 0 or len(sorted_ids) == 0:
             return np.full(len(item_ids), -1, dtype=np.int64), np.zeros(len(item_ids), dtype=bool)
-        wanted = np.asarray(item_ids, dtype=str)
-        at = np.minimum(np.searchsorted(self._sorted_ids, wanted), len(self._sorted_ids) - 1)
-        known = self._sorted_ids[at] == wanted
-        return np.where(known, self._id_order[at], -1).astype(np.int64), known
+        wanted = item_ids if is_bytes else np.asarray(item_ids, dtype=str)
+        at = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
+        known = sorted_ids[at] == wanted
+        return np.where(known, order[at], -1).astype(np.int64), known
 
     def item(self, row: int) -> Dict[str, object]:
         """One item's columns as plain values."""

@@ -157,10 +157,10 @@ class SearchPipeline:
         result.model_versions[caller.name] = version
         ids = outputs["item_ids"].reshape(-1)[: run.config.candidates]
         scores = outputs["scores"].reshape(-1)[: run.config.candidates].astype(np.float64)
-        ids = np.array([i.decode("utf-8") if isinstance(i, bytes) else str(i) for i in ids.tolist()], dtype=object)
+        ids = np.array([i if isinstance(i, bytes) else str(i).encode("utf-8") for i in ids.tolist()], dtype="S")
         _, first = np.unique(ids, return_index=True)  # no item twice, keeping its best-ranked copy
         first = np.sort(first)
-        rows, known = self.catalog.rows(ids[first].tolist())
+        rows, known = self.catalog.rows(ids[first])
         if not known.all():
             result.degrade("catalog", "NOT_FOUND", f"{int((~known).sum())} retrieved items are not in the catalog "
                            f"{self.catalog.source} (the retrieval model indexes another catalog?); they were dropped")
