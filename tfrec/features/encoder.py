@@ -22,6 +22,7 @@ from tfrec.features.tokens import OOV, bucket_ids, bucket_tokens, numeric_values
 
 
 DEDUPLICATED_KINDS = ("text", "path", "sequence")  # tokenised per distinct value (see FeatureEncoder.call)
+SINGLE_TOKEN_KINDS = ("categorical", "numeric")  # exactly one token (id) per row: a value, or a number's bucket
 
 
 class FeatureEncoder(tf.keras.layers.Layer):

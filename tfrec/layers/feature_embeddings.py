@@ -4,6 +4,10 @@ the standardised numeric features — the dense input of towers and deep rankers
 Works on a FeatureEncoder's output: `ids` (vocabulary index or hash bucket, ragged) become an embedding averaged over
 the row's tokens (a path's prefixes, a text's words), or pooled by a `SequencePooling` layer for the features named
 in `sequence_pooling` (ordered sequences such as recent items); `value` (numeric) is appended as is.
+
+Features named in `single_token` have exactly one token per row by construction (categorical values, numeric
+buckets, match tokens): their embedding is the lookup itself, without the segment mean (the same numbers; about a
+tenth of a 500-row ranker call's ops).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
         embedding_dim: int = 32,
         l2: float = 0.0,
         sequence_pooling: Optional[Mapping[str, Mapping]] = None,
+        single_token: Sequence[str] = (),
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -41,6 +46,13 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
         unknown = sorted(set(self.sequence_pooling) - set(self.id_spaces))
         if unknown:
             raise ValueError(f"sequence_pooling names {unknown}, which are not token features here")
+        self.single_token = sorted(set(single_token))
+        unknown = sorted(set(self.single_token) - set(self.id_spaces))
+        if unknown:
+            raise ValueError(f"single_token names {unknown}, which are not token features here")
+        pooled = sorted(set(self.single_token) & set(self.sequence_pooling))
+        if pooled:
+            raise ValueError(f"{pooled} are both single_token and sequence_pooling features")
         self.poolers = {name: SequencePooling(**cfg, name=f"{name}_pooling") for name, cfg in self.sequence_pooling.items()}
         regularizer = replica_l2(self.l2)  # divided by the replicas: they sum their gradients
         self.tables = {
@@ -61,6 +73,8 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
             if name in self.poolers:
                 vectors = tf.RaggedTensor.from_row_splits(table(ids.flat_values), ids.row_splits, validate=False)
                 parts.append(self.poolers[name](vectors, training=training))
+            elif name in self.single_token:  # one token per row: the mean of one vector is that vector
+                parts.append(table(ids.flat_values))
             else:  # every row has >= 1 token (MISSING fills empties)
                 parts.append(row_mean(table(ids.flat_values), ids.row_splits))
         for name in self.numeric_features:
@@ -77,6 +91,7 @@ class FeatureEmbeddings(tf.keras.layers.Layer):
                 "embedding_dim": self.embedding_dim,
                 "l2": self.l2,
                 "sequence_pooling": self.sequence_pooling,
+                "single_token": self.single_token,
             }
         )
         return config

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from tfrec._tfrs import tfrs
 from tfrec.config import ConfigError
-from tfrec.features.encoder import FeatureEncoder
+from tfrec.features.encoder import SINGLE_TOKEN_KINDS, FeatureEncoder
 from tfrec.features.stats import FittedFeatures
 from tfrec.layers.dcn import DCNBody
 from tfrec.layers.feature_embeddings import FeatureEmbeddings
@@ -230,8 +230,9 @@ class DCNRanker(EncoderConfigMixin, RecommenderModel):
         trunk_tokens = {n: v for n, v in token_features.items() if n not in config.wide_only}
         pooling = {n: {"mode": "mean", "max_length": spec[n].max_tokens} for n in trunk_tokens
                    if n in spec and spec[n].kind == "sequence"}
+        single = [n for n in trunk_tokens if n in self.derived.values() or spec[n].kind in SINGLE_TOKEN_KINDS]
         self.embeddings = FeatureEmbeddings(trunk_tokens, numeric, config.embedding_dim, config.l2, pooling,
-                                            name="embeddings")
+                                            single_token=single, name="embeddings")
         self.crosses = {cross_name(c): list(c) for c in config.crosses}  # input name → crossed features
         self.biases = None
         if config.wide_features():

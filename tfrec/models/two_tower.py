@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec._tfrs import tfrs
-from tfrec.features.encoder import FeatureEncoder
+from tfrec.features.encoder import SINGLE_TOKEN_KINDS, FeatureEncoder
 from tfrec.features.stats import FittedFeatures
 from tfrec.features.tokens import OOV
 from tfrec.layers.feature_embeddings import FeatureEmbeddings
@@ -129,7 +129,9 @@ class Tower(tf.keras.layers.Layer):
         not_strings = [n for n in config.feature_dropout if spec[n].dtype != "string"]
         if not_strings:
             raise ValueError(f"feature_dropout only applies to string features; {not_strings} are not strings")
-        self.embeddings = FeatureEmbeddings(token_features, numeric, config.embedding_dim, l2, pooling, name="embeddings")
+        single = [n for n in token_features if spec[n].kind in SINGLE_TOKEN_KINDS]
+        self.embeddings = FeatureEmbeddings(token_features, numeric, config.embedding_dim, l2, pooling,
+                                            single_token=single, name="embeddings")
         layers = []
         for units in config.hidden:
             layers.append(tf.keras.layers.Dense(units, activation="relu"))
