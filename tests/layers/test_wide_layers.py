@@ -64,6 +64,13 @@ def test_token_match_counts_words_case_insensitively():
     assert TokenMatch.from_config(layer.get_config()).pairs == layer.pairs
 
 
+def test_token_match_caps_both_counts_at_three():
+    layer = TokenMatch([["query", "title"]])
+    out = layer({"query": tf.constant(["a b c d e", "a b c d e", "a b", "  "]),
+                 "title": tf.constant(["a b c d e f", "q r s t u", "a x", "a"])})
+    assert out["query~title"]["tokens"].to_list() == [[b"3/3"], [b"0/3"], [b"1/2"], [b"na"]]
+
+
 def test_dense_words_are_the_fingerprints_of_each_rows_first_words_padded_with_missing():
     rows = ["Red  RED-shoe!", "", "a b c d", "Ünï 42", "a b c d"]
     got = dense_words(tf.constant(rows), max_tokens=3).numpy()
@@ -82,11 +89,13 @@ def test_price_limit_fit_tokens():
     layer = PriceLimitFit("query", "price")
     out = layer(
         {
-            "query": tf.constant(["shoes under 80", "shoes under 80", "hat over $50", "hat", "x between 10 and 20"]),
-            "price": tf.constant([60.0, 95.0, 20.0, 20.0, 15.0]),
+            "query": tf.constant(["shoes under 80", "shoes under 80", "hat over $50", "hat", "x between 10 and 20",
+                                  "shoes under 80"]),
+            "price": tf.constant([60.0, 95.0, 20.0, 20.0, 15.0, 81.0]),
         }
     )
     tokens = [t[0].decode() for t in out["query~price_limit"]["tokens"].to_list()]
     assert tokens[0] == "within" and tokens[3] == "na" and tokens[4] == "within"
     assert tokens[1] == "above_max:2"  # log(95/80) = 0.17 falls in (0.15, 0.3]
-    assert tokens[2].startswith("below_min:") and tokens[2] != "below_min:0"
+    assert tokens[2] == "below_min:4"  # log(50/20) = 0.92, over the last boundary (0.6)
+    assert tokens[5] == "above_max:0"  # log(81/80) = 0.012, under the first (0.05)

@@ -37,12 +37,13 @@ class PriceLimitFit(tf.keras.layers.Layer):
         under = tf.math.log(tf.maximum(price_min, 1e-3)) - log_price
         boundaries = tf.constant(LOG_RATIO_BOUNDARIES, tf.float32)
 
-        def bucket(x):
-            return tf.strings.as_string(tf.searchsorted(boundaries, tf.where(tf.math.is_nan(x), 0.0, x)))
+        def bucket(prefix, x):  # '<prefix>:<b>' as one gather from the few possible tokens
+            names = tf.constant([f"{prefix}:{b}" for b in range(len(LOG_RATIO_BOUNDARIES) + 1)])
+            return tf.gather(names, tf.searchsorted(boundaries, tf.where(tf.math.is_nan(x), 0.0, x)))
 
         token = tf.fill(tf.shape(price), "within")
-        token = tf.where(over > 0, tf.strings.join(["above_max:", bucket(over)]), token)
-        token = tf.where(under > 0, tf.strings.join(["below_min:", bucket(under)]), token)
+        token = tf.where(over > 0, bucket("above_max", over), token)
+        token = tf.where(under > 0, bucket("below_min", under), token)
         no_limit = tf.math.is_nan(price_min) & tf.math.is_nan(price_max)
         token = tf.where(no_limit | tf.math.is_nan(price), "na", token)
         return {self.token_name: {"tokens": dense_rows(token[:, None])}}

@@ -16,6 +16,8 @@ from tfrec.features.tokens import MISSING, words_only
 from tfrec.layers.hashed_linear import FINGERPRINT_SPACE
 
 MAX_COUNT = 3
+# 'matched/total' for every pair of capped counts, so a row's token is one gather (not two AsStrings and a join)
+COUNT_TOKENS = tuple(f"{m}/{t}" for m in range(MAX_COUNT + 1) for t in range(MAX_COUNT + 1))
 
 
 WORD_SPACE = FINGERPRINT_SPACE  # words are compared by 62-bit fingerprint: integer compares cost far less than strings
@@ -78,18 +80,13 @@ class TokenMatch(tf.keras.layers.Layer):
         out = {}
         # Tokenise each feature once, however many pairs it appears in (the query usually appears in all).
         words = {n: dense_words(features[n]) for n in dict.fromkeys(n for pair in self.pairs for n in pair)}
+        blank = {n: tf.equal(tf.strings.strip(_strings(tf.reshape(features[n], [-1]))), "")
+                 for n in dict.fromkeys(pair[0] for pair in self.pairs)}
+        count_tokens = tf.constant(COUNT_TOKENS)
         for pair, name in zip(self.pairs, self.token_names):
-            query = tf.reshape(features[pair[0]], [-1])
             matched, total = match_counts_of_words(words[pair[0]], words[pair[1]])
-            token = tf.strings.join(
-                [
-                    tf.strings.as_string(tf.minimum(matched, MAX_COUNT)),
-                    "/",
-                    tf.strings.as_string(tf.minimum(total, MAX_COUNT)),
-                ]
-            )
-            missing = tf.equal(tf.strings.strip(_strings(query)), "") | tf.equal(total, 0)
-            token = tf.where(missing, "na", token)
+            capped = tf.minimum(matched, MAX_COUNT) * (MAX_COUNT + 1) + tf.minimum(total, MAX_COUNT)
+            token = tf.where(blank[pair[0]] | tf.equal(total, 0), "na", tf.gather(count_tokens, capped))
             out[name] = {"tokens": dense_rows(token[:, None])}
         return out
 
