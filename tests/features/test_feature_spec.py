@@ -9,7 +9,7 @@ from tfrec.config import ConfigError, from_dict
 from tfrec.features.encoder import FeatureEncoder
 from tfrec.features.spec import FeatureConfig, FeatureSpec
 from tfrec.features.stats import FittedFeatures, fit_features
-from tfrec.features.tokens import MISSING, OOV, path_tokens, text_tokens, timestamp_tokens
+from tfrec.features.tokens import MISSING, OOV, bucket_tokens, path_tokens, text_tokens, timestamp_tokens
 
 
 def _spec():
@@ -134,3 +134,16 @@ def test_char_ngrams_and_sequence_tokens():
         FeatureConfig("brand", char_ngrams=3).validate()
     with pytest.raises(ValueError, match="sequence feature needs dtype string"):
         FeatureConfig("recent", dtype="int", kind="sequence").validate()
+
+
+def test_timestamp_and_bucket_tokens_match_their_definitions():
+    import datetime
+
+    seconds = [0, 1, 3599, 3600, 86399, 86400, 1795895740, -1, -86401, 2_000_000_000]
+    want = [[f"h{d.hour}".encode(), f"d{d.weekday()}".encode()]
+            for d in (datetime.datetime.fromtimestamp(s, datetime.timezone.utc) for s in seconds)]
+    assert timestamp_tokens(tf.constant(seconds, tf.int64)).to_list() == want
+    boundaries = [0.0, 1.5, 10.0]
+    values = [-3.0, 0.0, 1.0, 1.5, 9.99, 10.0, 1e9, float("nan")]
+    want = [[b"b0"], [b"b1"], [b"b1"], [b"b2"], [b"b2"], [b"b3"], [b"b3"], [MISSING.encode()]]
+    assert bucket_tokens(tf.constant(values), boundaries).to_list() == want
