@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.common import REPO, command_line, git_revision, machine, write_section  # noqa: E402
+from benchmarks.common import REPO, command_line, git_revision, machine, speed_probe, write_section  # noqa: E402
 
 WORK = Path(os.environ.get("TFREC_BENCH_WORK", "/tmp/tfrec-bench")) / "serving-load"
 BATCHING = REPO / "serving" / "batching_parameters.txt"
@@ -265,14 +265,22 @@ def measure(paths, concurrencies, duration, rounds) -> Dict[tuple, LoadResult]:
             server.stop()
 
 
-def report(results, paths, concurrencies, duration, rounds) -> str:
+def sample_load(loads: List[float], stop: threading.Event, every_s: float = 10.0) -> None:
+    """Appends the 1-minute load average every `every_s` seconds until `stop` is set (run in a thread)."""
+    while not stop.wait(every_s):
+        loads.append(os.getloadavg()[0])
+
+
+def report(results, paths, concurrencies, duration, rounds, loads: Sequence[float], probes: Sequence[float]) -> str:
     lines = [
         "## Model server load",
         "",
-        f"`{command_line()}` at {git_revision()}, {time.strftime('%Y-%m-%d')}. Machine: {machine()}. The machine "
-        "was shared with other jobs while this ran (five other sessions' tests and benchmarks kept the load average "
-        "near 10 on its 2 cores), so absolute figures are low and noisy; the modes alternate point by point and each "
-        f"figure is the best of {rounds} rounds, so the ratios compare them under the same background load.",
+        f"`{command_line()}` at {git_revision()}, {time.strftime('%Y-%m-%d')}. Machine: {machine()}; 1-minute load "
+        f"average {min(loads):.1f} to {max(loads):.1f} while it ran (the load generator, both servers and any other "
+        "jobs share the 2 cores); speed probe (`benchmarks/common.py::speed_probe`, CPU ms of a fixed workload, lower "
+        f"= faster VM) {probes[0]:.0f} before and {probes[-1]:.0f} after. The modes alternate point by point and each "
+        f"figure is the best of {rounds} rounds, so the ratios compare them under the same background load. "
+        "In-process calls may use both cores; in server mode the server and the load generator share them.",
         "",
         f"Predict on `serving_default`, closed loop, {duration:g} s per point after a {RAMP_S:g} s ramp. Rows per "
         "request: " + ", ".join(f"{n} {ROWS[n]}" for n in paths) + ". Models: one epoch on the tiny synthetic shop "
@@ -325,8 +333,17 @@ def main(argv=None) -> int:
     import tfrec  # noqa: F401 - legacy Keras before TensorFlow
 
     paths = export_models(models)
-    results = measure(paths, concurrencies, args.duration, args.rounds)
-    body = report(results, paths, concurrencies, args.duration, args.rounds)
+    probes, loads, stop = [speed_probe()], [os.getloadavg()[0]], threading.Event()
+    sampler = threading.Thread(target=sample_load, args=(loads, stop), daemon=True)
+    sampler.start()
+    try:
+        results = measure(paths, concurrencies, args.duration, args.rounds)
+    finally:
+        stop.set()
+        sampler.join()
+    loads.append(os.getloadavg()[0])
+    probes.append(speed_probe())
+    body = report(results, paths, concurrencies, args.duration, args.rounds, loads, probes)
     print(body)
     if not args.no_write:
         write_section("serving_load", body)
