@@ -32,7 +32,8 @@ def test_rows_match_a_dict_lookup_for_known_unknown_and_repeated_ids(random_cata
     asked = [known_ids[i] for i in rng.integers(0, len(known_ids), 300)] + ["nope", "ítem-", "", "1000 ", "999999"]
     asked = [asked[i] for i in rng.permutation(len(asked))]
     rows, known = random_catalog.rows(asked)
-    expected = [random_catalog.row_of.get(i, -1) for i in asked]
+    row_of = {item: row for row, item in enumerate(known_ids)}
+    expected = [row_of.get(i, -1) for i in asked]
     assert rows.tolist() == expected
     assert known.tolist() == [r >= 0 for r in expected]
     as_bytes = np.array([i.encode("utf-8") for i in asked], dtype="S")  # what a model's string output gives
@@ -40,6 +41,13 @@ def test_rows_match_a_dict_lookup_for_known_unknown_and_repeated_ids(random_cata
     assert bytes_rows.tolist() == expected and bytes_known.tolist() == known.tolist()
     empty_rows, empty_known = random_catalog.rows([])
     assert empty_rows.shape == (0,) and empty_known.shape == (0,)
+
+
+def test_a_repeated_item_id_is_refused_naming_it():
+    columns = {"item_id": ["a", "b", "a"], "title": ["x", "y", "z"], "category": ["", "", ""],
+               "brand": ["", "", ""], "price": [1.0, 2.0, 3.0]}
+    with pytest.raises(ValueError, match="cat.csv: item ids are not unique \\('a' appears more than once\\)"):
+        Catalog(Table(CATALOG_SCHEMA, columns, {}), source="cat.csv")
 
 
 def _reference_mask(catalog, rows, values):

@@ -34,9 +34,6 @@ class Catalog:
         self.item_ids = items["item_id"].astype(object)
         self.columns: Dict[str, np.ndarray] = {name: items[name] for name in CORE}
         self.columns.update(items.attributes)
-        self.row_of = {item: i for i, item in enumerate(self.item_ids.tolist())}
-        if len(self.row_of) != len(self.item_ids):
-            raise ValueError(f"{source}: item ids are not unique")
         # Ids sorted as fixed-width strings (and as UTF-8 bytes, what models answer with): a request's few hundred
         # ids are found with one searchsorted.
         self._sorted = {}
@@ -45,6 +42,10 @@ class Catalog:
             array = np.array(ids, dtype=kind)
             order = np.argsort(array, kind="stable")
             self._sorted[kind] = (array[order], order)
+        repeated = self._sorted["U"][0][1:] == self._sorted["U"][0][:-1]
+        if repeated.any():
+            raise ValueError(f"{source}: item ids are not unique ({str(self._sorted['U'][0][1:][repeated][0])!r} "
+                             "appears more than once)")
         self.attribute_names = sorted(items.attributes)
         self.in_stock = self._stock(items)
         self.user_attributes: Dict[str, Dict[str, str]] = {}
