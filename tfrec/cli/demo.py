@@ -16,6 +16,10 @@ import os
 
 import numpy as np
 
+# The search service's per-model timeouts in the demo (configs/search.yaml's 300 ms are for serving): on a machine
+# busy with other work a slow call would otherwise degrade, and the demo would not show the stage it skipped.
+DEMO_MODEL_TIMEOUT_MS = 10_000.0
+
 
 def register(commands) -> None:
     demo = commands.add_parser(
@@ -148,6 +152,9 @@ def run_demo(args) -> int:
             "catalog": data_dir, "model_server": f"127.0.0.1:{port}", "server.port": 0,
             "calibration": calibration_path, "deadline_ms": 30000.0, "online.enabled": True,  # the live user state
             "online.overrides": {"event_log": {"path": os.path.join(args.out, "online", "events.sqlite")}}})
+        for endpoint in (search_config.models.retrieval, search_config.models.ranker, search_config.models.intent):
+            if endpoint is not None:  # the demo shows every stage: a busy machine's slow call must not skip one
+                endpoint.timeout_ms = max(endpoint.timeout_ms, DEMO_MODEL_TIMEOUT_MS)
         search, search_port = build_search_server(search_config)
         print(f"tfrec serve-search: listening on 127.0.0.1:{search_port} (model server 127.0.0.1:{port}, "
               f"{len(search.pipeline.catalog)} catalog items)")
