@@ -34,18 +34,15 @@ class Catalog:
         self.item_ids = items["item_id"].astype(object)
         self.columns: Dict[str, np.ndarray] = {name: items[name] for name in CORE}
         self.columns.update(items.attributes)
-        # Ids sorted as fixed-width strings (and as UTF-8 bytes, what models answer with): a request's few hundred
-        # ids are found with one searchsorted.
-        self._sorted = {}
-        for kind, ids in (("U", [str(i) for i in self.item_ids.tolist()]),
-                          ("S", [str(i).encode("utf-8") for i in self.item_ids.tolist()])):
-            array = np.array(ids, dtype=kind)
-            order = np.argsort(array, kind="stable")
-            self._sorted[kind] = (array[order], order)
-        repeated = self._sorted["U"][0][1:] == self._sorted["U"][0][:-1]
+        # Ids sorted as fixed-width UTF-8 bytes (what models answer with): a request's few hundred ids are found
+        # with one searchsorted.
+        ids = _as_bytes(self.item_ids.tolist())
+        self._id_order = np.argsort(ids, kind="stable")
+        self._sorted_ids = ids[self._id_order]
+        repeated = self._sorted_ids[1:] == self._sorted_ids[:-1]
         if repeated.any():
-            raise ValueError(f"{source}: item ids are not unique ({str(self._sorted['U'][0][1:][repeated][0])!r} "
-                             "appears more than once)")
+            raise ValueError(f"{source}: item ids are not unique "
+                             f"({self._sorted_ids[1:][repeated][0].decode('utf-8')!r} appears more than once)")
         self.attribute_names = sorted(items.attributes)
         self.in_stock = self._stock(items)
         self.user_attributes: Dict[str, Dict[str, str]] = {}
@@ -120,17 +117,21 @@ class Catalog:
         """(rows, known): the catalog row of each id (-1 for ids not in the catalog) and which ids are known. Ids are
         strings, or a bytes array (dtype "S", UTF-8) as a model's string output decodes to."""
         is_bytes = isinstance(item_ids, np.ndarray) and item_ids.dtype.kind == "S"
-        sorted_ids, order = self._sorted["S" if is_bytes else "U"]
-        if len(item_ids) == 0 or len(sorted_ids) == 0:
+        if len(item_ids) == 0 or len(self._sorted_ids) == 0:
             return np.full(len(item_ids), -1, dtype=np.int64), np.zeros(len(item_ids), dtype=bool)
-        wanted = item_ids if is_bytes else np.asarray(item_ids, dtype=str)
-        at = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
-        known = sorted_ids[at] == wanted
-        return np.where(known, order[at], -1).astype(np.int64), known
+        wanted = item_ids if is_bytes else _as_bytes(item_ids)
+        at = np.minimum(np.searchsorted(self._sorted_ids, wanted), len(self._sorted_ids) - 1)
+        known = self._sorted_ids[at] == wanted
+        return np.where(known, self._id_order[at], -1).astype(np.int64), known
 
     def item(self, row: int) -> Dict[str, object]:
         """One item's columns as plain values."""
         return {name: values[row] for name, values in self.columns.items()}
+
+
+def _as_bytes(ids) -> np.ndarray:
+    """Ids as a fixed-width UTF-8 bytes array."""
+    return np.array([str(i).encode("utf-8") for i in ids], dtype="S")
 
 
 def _number(text: str) -> float:
